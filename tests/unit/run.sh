@@ -1,0 +1,25 @@
+#!/bin/sh
+# Runs every unit-test binary given and adds up their counts.  Ends with the
+# line "N passed, N failed"; exits 1 if any test failed or a binary crashed.
+passed=0
+failed=0
+status=0
+for t in "$@"; do
+	out=$("$t" 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	line=$(printf '%s\n' "$out" | grep -E ': [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+	if [ -z "$line" ]; then
+		echo "$t: crashed or printed no counts (exit $rc)"
+		failed=$((failed + 1))
+		status=1
+		continue
+	fi
+	p=$(printf '%s' "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed$/\1/')
+	f=$(printf '%s' "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed$/\2/')
+	passed=$((passed + p))
+	failed=$((failed + f))
+	[ "$rc" -eq 0 ] || status=1
+done
+echo "$passed passed, $failed failed"
+exit $status
