@@ -1,3 +1,5 @@
+/* nftw(3) is XSI. */
+#define _XOPEN_SOURCE 700
 #include <sys/stat.h>
 
 #include <errno.h>
