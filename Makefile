@@ -115,7 +115,7 @@ test: deps
 	$(MAKE) e2e
 
 asan: deps
-	$(MAKE) BUILD=build-asan CC=clang \
+	$(MAKE) BUILD=build-asan BIN=build-asan/halton-meter CC=clang \
 	    OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" check
 
