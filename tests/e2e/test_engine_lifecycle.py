@@ -1,0 +1,148 @@
+"""Engine: load without leaks, SIGTERM draining, one daemon per state
+dir."""
+import json
+import signal
+import socket
+import threading
+import time
+import uuid
+
+import hmclients as C
+
+HOST = "api.anthropic.com"
+
+
+def tok():
+    return uuid.uuid4().hex
+
+
+def _settle(d, baseline_fds, timeout=5.0):
+    """Waits until the daemon's fd count is back to baseline_fds; returns
+    the last count seen."""
+    deadline = time.time() + timeout
+    n = d.fd_count()
+    while n != baseline_fds and time.time() < deadline:
+        time.sleep(0.05)
+        n = d.fd_count()
+    return n
+
+
+def _get_status(h, t, i):
+    h.request("GET", "/status?tok=%s&i=%d" % (t, i), HOST)
+    status, _, body = h.response()
+    assert status == 200, (status, body)
+    return json.loads(body)
+
+
+def test_2000_sequential_and_200_concurrent_no_leak(daemon, upstream):
+    # Warm up: mint the leaf, fill caches, then take the baseline.
+    for _ in range(3):
+        h = C.HTTPConn(C.tls_through(daemon, HOST))
+        _get_status(h, "warmup", 0)
+        h.close()
+    time.sleep(0.3)
+    fds0 = daemon.fd_count()
+    rss0 = daemon.rss_kib()
+    ex0 = daemon.healthz()["exchanges"]
+
+    # 2000 sequential requests: 200 client connections of 10 requests
+    # each, so connection set-up and teardown are exercised too.
+    t = tok()
+    n = 0
+    for c in range(200):
+        h = C.HTTPConn(C.tls_through(daemon, HOST))
+        for _ in range(10):
+            _get_status(h, t, n)
+            n += 1
+        h.close()
+    assert n == 2000
+    assert len(upstream.requests_for(t)) == 2000
+
+    # 200 concurrent: all connected first, then all send at once.
+    t2 = tok()
+    errors = []
+    barrier = threading.Barrier(200, timeout=60)
+
+    def one(i):
+        try:
+            h = C.HTTPConn(C.tls_through(daemon, HOST, timeout=30))
+            barrier.wait()
+            _get_status(h, t2, i)
+            h.close()
+        except Exception as e:  # collected and asserted below
+            errors.append(repr(e))
+            try:
+                barrier.abort()
+            except Exception:
+                pass
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(90)
+    assert errors == []
+    assert len(upstream.requests_for(t2)) == 200
+    assert len({r.conn_id for r in upstream.requests_for(t2)}) == 200
+
+    fds = _settle(daemon, fds0)
+    assert fds == fds0, "daemon fds %d, baseline %d" % (fds, fds0)
+    rss = daemon.rss_kib()
+    assert rss - rss0 <= 8 * 1024, "RSS grew %d KiB (from %d to %d)" % (
+        rss - rss0, rss0, rss)
+    assert daemon.healthz()["exchanges"] == ex0 + 2200
+
+
+def test_sigterm_lets_the_stream_finish_then_exits_0(daemon, upstream):
+    n = 30
+    h = C.HTTPConn(C.tls_through(daemon, HOST))
+    h.request("GET", "/sse?n=%d&interval=0.05&tok=%s" % (n, tok()), HOST)
+    status, headers = h.read_head()
+    assert status == 200
+    body = b""
+    it = h.iter_body(headers)
+    for data, _ in it:
+        body += data
+        if body.count(b"\n\n") >= 3:
+            break
+    t_term = time.time()
+    daemon.signal(signal.SIGTERM)
+    time.sleep(0.2)
+    # No new connection is served while draining.
+    refused = False
+    try:
+        s = socket.create_connection(("127.0.0.1", daemon.port), timeout=1)
+        s.settimeout(1)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        refused = not s.recv(100).startswith(b"HTTP/1.1 200")
+        s.close()
+    except OSError:
+        refused = True
+    assert refused, "the daemon accepted a new request after SIGTERM"
+    # The active stream runs to its clean end (terminating chunk).
+    for data, _ in it:
+        body += data
+    h.close()
+    events = [json.loads(e.split(b"data: ")[1]) for e in
+              body.split(b"\n\n") if b"data: " in e]
+    assert [e["seq"] for e in events] == list(range(n))
+    assert daemon.wait(15) == 0
+    assert time.time() - t_term < 10.5
+
+
+def test_second_daemon_exits_1_naming_the_first(start_daemon):
+    d1 = start_daemon()
+    d2 = start_daemon(wait=False)
+    rc = d2.wait(10)
+    assert rc == 1
+    assert str(d1.pid) in d2.stderr(), d2.stderr()
+    assert d1.alive()
+    assert d1.healthz()["pid"] == d1.pid
+    assert (d1.state_dir / "daemon.pid").read_text().strip() == str(d1.pid)
+
+
+def test_non_loopback_listen_is_refused(hm, tmp_path):
+    from conftest import free_port
+    r = hm("daemon", "--foreground", "--listen",
+           "0.0.0.0:%d" % free_port(), timeout=10)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "allow_remote" in r.stderr
