@@ -1,0 +1,411 @@
+/*
+ * dashboard: answers GET /, /api/summary and /api/requests for the daemon.
+ * The numbers come from report.c and prices.c, so the page shows what
+ * `report` and `status` show.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cJSON.h"
+#include "halton/dashboard.h"
+#include "halton/prices.h"
+#include "halton/report.h"
+#include "halton/store.h"
+#include "halton/xmalloc.h"
+
+extern const unsigned char dashboard_page_html[];
+extern const size_t dashboard_page_html_len;
+
+#define CT_HTML "text/html; charset=utf-8"
+#define CT_JSON "application/json"
+#define CT_TEXT "text/plain; charset=utf-8"
+
+struct dashboard {
+	char *db_path;
+	struct store_reader *rd; /* for /api/requests, kept open */
+};
+
+struct dashboard *
+dashboard_new(const char *db_path)
+{
+	struct dashboard *d = xcalloc(1, sizeof(*d));
+
+	d->db_path = xstrdup(db_path);
+	d->rd = store_reader_new(db_path);
+	return d;
+}
+
+void
+dashboard_free(struct dashboard *d)
+{
+	if (d == NULL)
+		return;
+	store_reader_free(d->rd);
+	free(d->db_path);
+	free(d);
+}
+
+const char *
+dashboard_page(size_t *len)
+{
+	if (len != NULL)
+		*len = dashboard_page_html_len;
+	return (const char *)dashboard_page_html;
+}
+
+/* The path part of an origin-form target equals p. */
+static int
+path_is(const char *t, size_t len, const char *p)
+{
+	size_t n = strlen(p);
+
+	return len >= n && memcmp(t, p, n) == 0 && (len == n || t[n] == '?');
+}
+
+int
+dashboard_owns(const char *target, size_t len)
+{
+	return path_is(target, len, "/") ||
+	    path_is(target, len, "/index.html") ||
+	    path_is(target, len, "/api/summary") ||
+	    path_is(target, len, "/api/requests");
+}
+
+static double
+money(double c)
+{
+	return round(c * 1e10) / 1e10;
+}
+
+static cJSON *
+row_json(const struct report_row *r)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "name", r->name);
+	cJSON_AddNumberToObject(o, "requests", (double)r->requests);
+	cJSON_AddNumberToObject(o, "input_tokens", (double)r->input);
+	cJSON_AddNumberToObject(o, "output_tokens", (double)r->output);
+	cJSON_AddNumberToObject(
+	    o, "cache_write_tokens", (double)r->cache_write);
+	cJSON_AddNumberToObject(o, "cache_read_tokens", (double)r->cache_read);
+	cJSON_AddNumberToObject(
+	    o, "total_tokens", (double)report_row_tokens(r));
+	cJSON_AddNumberToObject(o, "cost_usd", money(r->cost));
+	cJSON_AddNumberToObject(o, "unpriced_requests", (double)r->unpriced);
+	return o;
+}
+
+static const struct report_group *
+find_group(const struct report *rep, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < rep->ngroups; i++)
+		if (strcmp(rep->groups[i].row.name, name) == 0)
+			return &rep->groups[i];
+	return NULL;
+}
+
+/* Local midnight `days` days after the day of t (negative: before). */
+static int64_t
+midnight(int64_t ms, int days)
+{
+	struct tm tm;
+	time_t t = (time_t)(ms / 1000);
+
+	if (localtime_r(&t, &tm) == NULL)
+		return ms;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	tm.tm_mday += days;
+	tm.tm_isdst = -1;
+	return (int64_t)mktime(&tm) * 1000;
+}
+
+static void
+day_label(int64_t ms, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t t = (time_t)(ms / 1000);
+
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d", &tm) == 0)
+		snprintf(buf, len, "?");
+}
+
+static int
+add_groups(cJSON *root, const char *key, const char *db, const struct prices *p,
+    enum report_by by, int64_t since, char **cause)
+{
+	struct report_options o = {by, 0, since, INT64_MAX};
+	struct report *rep;
+	cJSON *arr;
+	size_t i;
+
+	if (report_build(db, p, &o, &rep, cause) == -1)
+		return -1;
+	arr = cJSON_AddArrayToObject(root, key);
+	for (i = 0; i < rep->ngroups; i++)
+		cJSON_AddItemToArray(arr, row_json(&rep->groups[i].row));
+	report_free(rep);
+	return 0;
+}
+
+static int
+summary(struct dashboard *d, int64_t now, struct strbuf *body, char **cause)
+{
+	struct prices *p = NULL;
+	struct report *rep = NULL;
+	struct report_options o;
+	struct report_ratelimit *rl = NULL;
+	const struct report_group *g;
+	struct report_row zero;
+	cJSON *root = cJSON_CreateObject(), *arr, *day, *models, *h;
+	char label[32], today[32], *text;
+	size_t i, j, nrl = 0;
+	int64_t start = midnight(now, -(DASHBOARD_DAYS - 1));
+	int k, rc = -1;
+
+	if (prices_load_default(&p, cause) == -1)
+		goto out;
+	memset(&o, 0, sizeof(o));
+	o.by = REPORT_BY_DAY;
+	o.breakdown = 1;
+	o.since_ms = start;
+	o.until_ms = INT64_MAX;
+	if (report_build(d->db_path, p, &o, &rep, cause) == -1)
+		goto out;
+	cJSON_AddNumberToObject(root, "generated_at", (double)now);
+	day_label(now, today, sizeof(today));
+	memset(&zero, 0, sizeof(zero));
+	zero.name = today;
+	g = find_group(rep, today);
+	cJSON_AddItemToObject(
+	    root, "today", row_json(g != NULL ? &g->row : &zero));
+	arr = cJSON_AddArrayToObject(root, "days");
+	for (k = 0; k < DASHBOARD_DAYS; k++) {
+		day_label(
+		    midnight(start, k) + 12 * 3600000LL, label, sizeof(label));
+		day = cJSON_CreateObject();
+		cJSON_AddStringToObject(day, "day", label);
+		models = cJSON_AddObjectToObject(day, "models");
+		g = find_group(rep, label);
+		for (j = 0; g != NULL && j < g->nmodels; j++)
+			if (g->models[j].cost > 0)
+				cJSON_AddNumberToObject(models,
+				    g->models[j].name,
+				    money(g->models[j].cost));
+		cJSON_AddNumberToObject(
+		    day, "cost_usd", g != NULL ? money(g->row.cost) : 0);
+		cJSON_AddNumberToObject(
+		    day, "requests", g != NULL ? (double)g->row.requests : 0);
+		cJSON_AddNumberToObject(day, "total_tokens",
+		    g != NULL ? (double)report_row_tokens(&g->row) : 0);
+		cJSON_AddItemToArray(arr, day);
+	}
+	if (add_groups(root, "by_client", d->db_path, p, REPORT_BY_CLIENT,
+	        start, cause) == -1 ||
+	    add_groups(root, "by_project", d->db_path, p, REPORT_BY_PROJECT,
+	        start, cause) == -1)
+		goto out;
+	if (report_ratelimits(d->db_path, &rl, &nrl, cause) == -1)
+		goto out;
+	arr = cJSON_AddArrayToObject(root, "ratelimits");
+	for (i = 0; i < nrl; i++) {
+		day = cJSON_CreateObject();
+		cJSON_AddStringToObject(day, "provider",
+		    rl[i].provider != NULL ? rl[i].provider : "");
+		cJSON_AddStringToObject(
+		    day, "key_fp", rl[i].key_fp != NULL ? rl[i].key_fp : "");
+		cJSON_AddNumberToObject(
+		    day, "observed_at", (double)rl[i].observed_at);
+		h = rl[i].headers_json != NULL ? cJSON_Parse(rl[i].headers_json)
+		                               : NULL;
+		cJSON_AddItemToObject(
+		    day, "headers", h != NULL ? h : cJSON_CreateObject());
+		cJSON_AddItemToArray(arr, day);
+	}
+	text = cJSON_PrintUnformatted(root);
+	strbuf_adds(body, text);
+	strbuf_addc(body, '\n');
+	free(text);
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	report_free(rep);
+	report_ratelimits_free(rl, nrl);
+	prices_free(p);
+	return rc;
+}
+
+struct requests_arg {
+	const struct prices *prices;
+	cJSON *arr;
+};
+
+static void
+add_count(cJSON *o, const char *key, int64_t v)
+{
+	if (v < 0)
+		cJSON_AddNullToObject(o, key);
+	else
+		cJSON_AddNumberToObject(o, key, (double)v);
+}
+
+static void
+add_str(cJSON *o, const char *key, const char *v)
+{
+	if (v == NULL)
+		cJSON_AddNullToObject(o, key);
+	else
+		cJSON_AddStringToObject(o, key, v);
+}
+
+static int
+request_cb(void *arg, const struct usage_record *u, int64_t rowid)
+{
+	struct requests_arg *a = arg;
+	cJSON *o = cJSON_CreateObject();
+	double cost;
+
+	cJSON_AddNumberToObject(o, "rowid", (double)rowid);
+	cJSON_AddNumberToObject(o, "started_at", (double)u->started_at);
+	add_str(o, "provider", u->provider);
+	add_str(o, "kind", u->kind);
+	add_str(o, "model", u->model != NULL ? u->model : u->request_model);
+	add_str(o, "client", u->client);
+	add_str(o, "project", u->project);
+	add_str(o, "tag", u->tag);
+	if (u->status > 0)
+		cJSON_AddNumberToObject(o, "status", u->status);
+	else
+		cJSON_AddNullToObject(o, "status");
+	add_str(o, "error", u->error);
+	add_count(o, "duration_ms", u->duration_ms);
+	add_count(o, "input_tokens", u->input_tokens);
+	add_count(o, "output_tokens", u->output_tokens);
+	add_count(o, "cache_read_input_tokens", u->cache_read_input_tokens);
+	add_count(
+	    o, "cache_creation_input_tokens", u->cache_creation_input_tokens);
+	if (prices_cost_record(a->prices, u, &cost, NULL) == PRICES_PRICED)
+		cJSON_AddNumberToObject(o, "cost_usd", money(cost));
+	else
+		cJSON_AddNullToObject(o, "cost_usd");
+	cJSON_AddItemToArray(a->arr, o);
+	return 0;
+}
+
+/* The value of since= in the query of target, or -1 if malformed. */
+static long long
+query_since(const char *target, size_t len)
+{
+	const char *q = memchr(target, '?', len), *end = target + len, *p;
+	char buf[32];
+	size_t n;
+	long long v = 0;
+
+	if (q == NULL)
+		return 0;
+	for (p = q + 1; p < end;) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp != NULL ? amp : end;
+
+		if ((size_t)(stop - p) > 6 && memcmp(p, "since=", 6) == 0) {
+			n = (size_t)(stop - p - 6);
+			if (n >= sizeof(buf))
+				return -1;
+			memcpy(buf, p + 6, n);
+			buf[n] = '\0';
+			if (str_to_ll(buf, 0, INT64_MAX, &v) == -1)
+				return -1;
+		}
+		p = stop + 1;
+	}
+	return v;
+}
+
+static int
+requests(
+    struct dashboard *d, long long since, struct strbuf *body, char **cause)
+{
+	struct prices *p = NULL;
+	struct store_query q;
+	struct requests_arg a;
+	cJSON *root = cJSON_CreateObject();
+	char *text;
+	int rc = -1;
+
+	if (prices_load_default(&p, cause) == -1)
+		goto out;
+	a.prices = p;
+	a.arr = cJSON_AddArrayToObject(root, "requests");
+	store_query_init(&q);
+	q.after_rowid = since;
+	q.limit = DASHBOARD_MAX_REQUESTS;
+	if (store_read(d->rd, &q, request_cb, &a, cause) < 0)
+		goto out;
+	text = cJSON_PrintUnformatted(root);
+	strbuf_adds(body, text);
+	strbuf_addc(body, '\n');
+	free(text);
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	prices_free(p);
+	return rc;
+}
+
+int
+dashboard_answer(struct dashboard *d, const char *method, const char *target,
+    size_t len, int64_t now_ms, struct strbuf *body, const char **ctype)
+{
+	char *cause = NULL;
+	long long since;
+	int rc;
+
+	*ctype = CT_TEXT;
+	if (!dashboard_owns(target, len)) {
+		strbuf_adds(body, "halton-meter: not found\n");
+		return 404;
+	}
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		strbuf_adds(body, "halton-meter: method not allowed\n");
+		return 405;
+	}
+	if (path_is(target, len, "/") || path_is(target, len, "/index.html")) {
+		*ctype = CT_HTML;
+		strbuf_add(body, dashboard_page_html, dashboard_page_html_len);
+		return 200;
+	}
+	*ctype = CT_JSON;
+	if (path_is(target, len, "/api/summary"))
+		rc = summary(d, now_ms, body, &cause);
+	else {
+		if ((since = query_since(target, len)) < 0) {
+			strbuf_adds(body, "{\"error\":\"bad since\"}\n");
+			return 400;
+		}
+		rc = requests(d, since, body, &cause);
+	}
+	if (rc == 0)
+		return 200;
+	strbuf_reset(body);
+	{
+		cJSON *e = cJSON_CreateObject();
+		char *t;
+
+		cJSON_AddStringToObject(
+		    e, "error", cause != NULL ? cause : "error");
+		t = cJSON_PrintUnformatted(e);
+		strbuf_adds(body, t);
+		strbuf_addc(body, '\n');
+		free(t);
+		cJSON_Delete(e);
+	}
+	free(cause);
+	return 500;
+}
