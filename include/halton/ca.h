@@ -44,12 +44,21 @@ int ca_load_or_create(struct ca **, const struct ca_options *, int *,
 int ca_load(struct ca **, const char *, char **);
 void ca_free(struct ca *);
 
-/* (Re)writes bundle.pem = system roots + CA cert, atomically.  *nroots
- * gets the number of system certificates included.  0 or -1. */
+/* (Re)writes the bundle (path; NULL = STATE_DIR/bundle.pem) = the system
+ * roots file (NULL = ca_system_roots_path(NULL)) + CA cert, atomically.
+ * *nroots gets the number of system certificates included.  0 or -1. */
 int ca_bundle_write(struct ca *, const char *, const char *, int *,
     char **);
-/* The platform's default system roots file (before paths_sys). */
+/* The platform's default system roots file (before paths_sys): the first
+ * candidate that exists under $HALTON_METER_SYSROOT. */
 const char *ca_system_roots_default(void);
+/* The system roots file to use, malloc'd: override if not NULL, else
+ * $HALTON_METER_SYSTEM_ROOTS, else paths_sys(ca_system_roots_default()). */
+char *ca_system_roots_path(const char *);
+/* 1 if the CA's name constraints allow a leaf for host (always 1 for an
+ * unconstrained CA), else 0.  An intercepted host the CA cannot sign would
+ * fail at the client, so the proxy should tunnel it instead. */
+int ca_permits(const struct ca *, const char *);
 
 X509 *ca_cert(const struct ca *);
 EVP_PKEY *ca_key(const struct ca *);

@@ -1,0 +1,644 @@
+/*
+ * tls: the two SSL_CTX kinds of the daemon.
+ *
+ * The server side (towards the client) presents a leaf minted by ca for the
+ * SNI name, or for the CONNECT host given with tls_server_set_host when the
+ * client sends no SNI.  The client side (towards the upstream) verifies the
+ * way a browser does and remembers what went wrong (the ServerHello version,
+ * alerts) in the SSL's ex_data, so tls_client_failure can name the cause
+ * even after libevent has drained OpenSSL's error queue.
+ *
+ * Both sides: TLS 1.2 or newer; TLS 1.2 suites limited to ECDHE with
+ * AES-GCM or ChaCha20-Poly1305 (the "A" grade of Durumeric et al.); TLS 1.3
+ * suites are all AEAD; no compression, no renegotiation; ALPN http/1.1.
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "halton/ca.h"
+#include "halton/log.h"
+#include "halton/util.h"
+#include "halton/xmalloc.h"
+
+#define TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+#define TLS13_SUITES                                                           \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"                       \
+	"TLS_CHACHA20_POLY1305_SHA256"
+#define TLS_ALPN_HTTP11 "http/1.1"
+#define TLS_SESS_MAX    64
+
+/* What the daemon keeps per SSL (both sides). */
+struct tls_conn {
+	char *host; /* the fallback (server) or verified (client) name */
+	int server_version; /* ServerHello legacy_version, 0 = none seen */
+	int alert_received; /* fatal alert description, -1 = none */
+	int alert_sent;
+};
+
+/* Per client SSL_CTX: the last session per upstream host, for resumption. */
+struct tls_sess_cache {
+	struct {
+		char *host;
+		SSL_SESSION *sess;
+	} e[TLS_SESS_MAX];
+	size_t next;
+};
+
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static int tls_ssl_idx = -1;      /* SSL: struct tls_conn */
+static int tls_ctx_ca_idx = -1;   /* server SSL_CTX: struct ca */
+static int tls_ctx_sess_idx = -1; /* client SSL_CTX: struct tls_sess_cache */
+
+static void
+tls_conn_free_cb(
+    void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct tls_conn *c = ptr;
+
+	if (c == NULL)
+		return;
+	free(c->host);
+	free(c);
+}
+
+static void
+tls_sess_cache_free_cb(
+    void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct tls_sess_cache *sc = ptr;
+	size_t i;
+
+	if (sc == NULL)
+		return;
+	for (i = 0; i < TLS_SESS_MAX; i++) {
+		free(sc->e[i].host);
+		SSL_SESSION_free(sc->e[i].sess);
+	}
+	free(sc);
+}
+
+static void
+tls_init_once(void)
+{
+	tls_ssl_idx =
+	    SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_conn_free_cb);
+	tls_ctx_ca_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	tls_ctx_sess_idx = SSL_CTX_get_ex_new_index(
+	    0, NULL, NULL, NULL, tls_sess_cache_free_cb);
+}
+
+static int
+tls_init(char **cause)
+{
+	pthread_once(&tls_once, tls_init_once);
+	if (tls_ssl_idx < 0 || tls_ctx_ca_idx < 0 || tls_ctx_sess_idx < 0) {
+		*cause = xstrdup("cannot allocate OpenSSL ex_data indexes");
+		return -1;
+	}
+	return 0;
+}
+
+static const char *
+ssl_error(void)
+{
+	static char buf[256];
+	unsigned long e = ERR_get_error();
+
+	ERR_clear_error();
+	if (e == 0)
+		return "unknown OpenSSL error";
+	ERR_error_string_n(e, buf, sizeof(buf));
+	return buf;
+}
+
+/* The SSL's tls_conn, created on first use. */
+static struct tls_conn *
+tls_conn_get(SSL *ssl)
+{
+	struct tls_conn *c = SSL_get_ex_data(ssl, tls_ssl_idx);
+
+	if (c == NULL) {
+		c = xcalloc(1, sizeof(*c));
+		c->alert_received = -1;
+		c->alert_sent = -1;
+		if (SSL_set_ex_data(ssl, tls_ssl_idx, c) != 1) {
+			free(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+/* A malloc'd copy of host without IPv6 brackets or a trailing dot. */
+static char *
+host_plain(const char *host)
+{
+	size_t len = strlen(host);
+
+	if (len >= 2 && host[0] == '[' && host[len - 1] == ']')
+		return xstrndup(host + 1, len - 2);
+	if (len > 1 && host[len - 1] == '.')
+		len--;
+	return xstrndup(host, len);
+}
+
+static int
+is_ip_literal(const char *host)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	    inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static int
+tls_common_setup(SSL_CTX *ctx, char **cause)
+{
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
+	    SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1) {
+		*cause = xasprintf("TLS setup: %s", ssl_error());
+		return -1;
+	}
+	SSL_CTX_set_options(
+	    ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_clear_options(ctx, SSL_OP_LEGACY_SERVER_CONNECT);
+	return 0;
+}
+
+/*
+ * Server side.
+ */
+
+/* Presents the leaf for host on ssl. */
+static int
+tls_server_use_leaf(SSL *ssl, const char *host, char **cause)
+{
+	struct ca *ca =
+	    SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_ctx_ca_idx);
+	X509 *leaf;
+
+	*cause = NULL;
+	if (ca == NULL) {
+		*cause = xstrdup("not a server context of tls_server_ctx_new");
+		return -1;
+	}
+	if ((leaf = ca_leaf(ca, host, cause)) == NULL)
+		return -1;
+	if (SSL_use_certificate(ssl, leaf) != 1 ||
+	    SSL_use_PrivateKey(ssl, ca_leaf_key(ca)) != 1) {
+		*cause = xasprintf(
+		    "cannot use the certificate for %s: %s", host, ssl_error());
+		return -1;
+	}
+	return 0;
+}
+
+/* Picks the leaf for the SNI name.  Without SNI the certificate set by
+ * tls_server_set_host (if any) stays. */
+static int
+tls_servername_cb(SSL *ssl, int *alert, void *arg)
+{
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	char *cause;
+
+	if (name == NULL || *name == '\0')
+		return SSL_TLSEXT_ERR_OK;
+	if (tls_server_use_leaf(ssl, name, &cause) == -1) {
+		log_warnx("TLS: SNI '%.80s': %s", name, cause);
+		free(cause);
+		*alert = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/* Selects http/1.1 if the client offers it; otherwise no ALPN at all. */
+static int
+tls_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned int inlen, void *arg)
+{
+	const size_t want = strlen(TLS_ALPN_HTTP11);
+	unsigned int i = 0, n;
+
+	while (i < inlen) {
+		n = in[i];
+		if (i + 1 + n > inlen)
+			break;
+		if (n == want &&
+		    memcmp(in + i + 1, TLS_ALPN_HTTP11, want) == 0) {
+			*out = in + i + 1;
+			*outlen = (unsigned char)n;
+			return SSL_TLSEXT_ERR_OK;
+		}
+		i += 1 + n;
+	}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+SSL_CTX *
+tls_server_ctx_new(struct ca *ca, char **cause)
+{
+	SSL_CTX *ctx;
+
+	*cause = NULL;
+	if (tls_init(cause) == -1)
+		return NULL;
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		*cause = xasprintf("TLS setup: %s", ssl_error());
+		return NULL;
+	}
+	if (tls_common_setup(ctx, cause) == -1)
+		goto fail;
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_set_ex_data(ctx, tls_ctx_ca_idx, ca) != 1) {
+		*cause = xasprintf("TLS setup: %s", ssl_error());
+		goto fail;
+	}
+	SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername_cb);
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select_cb, NULL);
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+int
+tls_server_set_host(SSL *ssl, const char *host)
+{
+	struct tls_conn *c;
+	char *h, *cause;
+
+	if (host == NULL || (c = tls_conn_get(ssl)) == NULL)
+		return -1;
+	h = host_plain(host);
+	if (tls_server_use_leaf(ssl, h, &cause) == -1) {
+		log_warnx("TLS: host '%.80s': %s", host, cause);
+		free(cause);
+		free(h);
+		return -1;
+	}
+	free(c->host);
+	c->host = h;
+	return 0;
+}
+
+/*
+ * Client side.
+ */
+
+/* Records the ServerHello version and fatal alerts of a client SSL. */
+static void
+tls_msg_cb(int write_p, int version, int content_type, const void *buf,
+    size_t len, SSL *ssl, void *arg)
+{
+	const unsigned char *p = buf;
+	struct tls_conn *c;
+
+	if (content_type != SSL3_RT_HANDSHAKE && content_type != SSL3_RT_ALERT)
+		return;
+	if ((c = tls_conn_get(ssl)) == NULL)
+		return;
+	if (content_type == SSL3_RT_HANDSHAKE) {
+		if (!write_p && len >= 6 && p[0] == SSL3_MT_SERVER_HELLO &&
+		    c->server_version == 0)
+			c->server_version = p[4] << 8 | p[5];
+		return;
+	}
+	if (len < 2 || p[0] != SSL3_AL_FATAL)
+		return;
+	if (write_p && c->alert_sent == -1)
+		c->alert_sent = p[1];
+	else if (!write_p && c->alert_received == -1)
+		c->alert_received = p[1];
+}
+
+/* Keeps a copy of the newest session of each upstream host.  A copy, because
+ * OpenSSL marks the SSL's own session unresumable when the SSL is freed
+ * without a TLS shutdown, which is how bufferevents end. */
+static int
+tls_new_session_cb(SSL *ssl, SSL_SESSION *orig)
+{
+	struct tls_sess_cache *sc =
+	    SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_ctx_sess_idx);
+	struct tls_conn *c = SSL_get_ex_data(ssl, tls_ssl_idx);
+	SSL_SESSION *sess;
+	size_t i, slot;
+
+	if (sc == NULL || c == NULL || c->host == NULL ||
+	    !SSL_SESSION_is_resumable(orig) ||
+	    (sess = SSL_SESSION_dup(orig)) == NULL)
+		return 0;
+	slot = TLS_SESS_MAX;
+	for (i = 0; i < TLS_SESS_MAX; i++)
+		if (sc->e[i].host != NULL &&
+		    strcmp(sc->e[i].host, c->host) == 0)
+			slot = i;
+	if (slot == TLS_SESS_MAX) {
+		slot = sc->next;
+		sc->next = (sc->next + 1) % TLS_SESS_MAX;
+		free(sc->e[slot].host);
+		sc->e[slot].host = xstrdup(c->host);
+	}
+	SSL_SESSION_free(sc->e[slot].sess);
+	sc->e[slot].sess = sess;
+	return 0;
+}
+
+static int
+load_ca_file(SSL_CTX *ctx, const char *path, const char *what, char **cause)
+{
+	if (access(path, R_OK) == -1) {
+		*cause = xasprintf(
+		    "cannot read %s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (SSL_CTX_load_verify_file(ctx, path) != 1) {
+		*cause =
+		    xasprintf("cannot load %s %s: %s", what, path, ssl_error());
+		return -1;
+	}
+	return 0;
+}
+
+SSL_CTX *
+tls_client_ctx_new(
+    const char *system_roots, const struct strlist *extra, char **cause)
+{
+	static const unsigned char alpn[] = "\x08" TLS_ALPN_HTTP11;
+	struct tls_sess_cache *sc;
+	SSL_CTX *ctx;
+	char *roots = ca_system_roots_path(system_roots);
+	size_t i;
+
+	*cause = NULL;
+	if (tls_init(cause) == -1) {
+		free(roots);
+		return NULL;
+	}
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		*cause = xasprintf("TLS setup: %s", ssl_error());
+		free(roots);
+		return NULL;
+	}
+	if (tls_common_setup(ctx, cause) == -1)
+		goto fail;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (load_ca_file(ctx, roots, "the system roots", cause) == -1)
+		goto fail;
+	for (i = 0; extra != NULL && i < extra->n; i++)
+		if (load_ca_file(
+		        ctx, extra->v[i], "the upstream CA file", cause) == -1)
+			goto fail;
+	if (SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0) {
+		*cause = xasprintf("TLS setup: %s", ssl_error());
+		goto fail;
+	}
+	sc = xcalloc(1, sizeof(*sc));
+	if (SSL_CTX_set_ex_data(ctx, tls_ctx_sess_idx, sc) != 1) {
+		free(sc);
+		*cause = xasprintf("TLS setup: %s", ssl_error());
+		goto fail;
+	}
+	SSL_CTX_set_session_cache_mode(
+	    ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_new_session_cb);
+	SSL_CTX_set_msg_callback(ctx, tls_msg_cb);
+	free(roots);
+	return ctx;
+fail:
+	free(roots);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+int
+tls_client_set_host(SSL *ssl, const char *host)
+{
+	struct tls_sess_cache *sc;
+	struct tls_conn *c;
+	char *h;
+	size_t i;
+
+	if (host == NULL || *host == '\0' || (c = tls_conn_get(ssl)) == NULL)
+		return -1;
+	h = host_plain(host);
+	if (is_ip_literal(h)) {
+		/* RFC 6066: no SNI for addresses; match an iPAddress SAN. */
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h) != 1)
+			goto fail;
+	} else {
+		if (SSL_set_tlsext_host_name(ssl, h) != 1 ||
+		    SSL_set1_host(ssl, h) != 1)
+			goto fail;
+		SSL_set_hostflags(ssl,
+		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+		        X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+	}
+	free(c->host);
+	c->host = h;
+	sc = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_ctx_sess_idx);
+	for (i = 0; sc != NULL && i < TLS_SESS_MAX; i++)
+		if (sc->e[i].host != NULL && strcmp(sc->e[i].host, h) == 0 &&
+		    sc->e[i].sess != NULL)
+			SSL_set_session(ssl, sc->e[i].sess);
+	return 0;
+fail:
+	ERR_clear_error();
+	free(h);
+	return -1;
+}
+
+/* The DNS names of a certificate ("a, b, c"; the CN if it has none). */
+static void
+cert_names(X509 *x, char *buf, size_t len)
+{
+	GENERAL_NAMES *gens;
+	const GENERAL_NAME *g;
+	struct strbuf sb;
+	int i, n;
+
+	strbuf_init(&sb);
+	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	n = gens != NULL ? sk_GENERAL_NAME_num(gens) : 0;
+	for (i = 0; i < n && i < 8; i++) {
+		g = sk_GENERAL_NAME_value(gens, i);
+		if (g->type != GEN_DNS && g->type != GEN_IPADD)
+			continue;
+		if (sb.len > 0)
+			strbuf_adds(&sb, ", ");
+		if (g->type == GEN_DNS)
+			strbuf_add(&sb, g->d.dNSName->data,
+			    (size_t)g->d.dNSName->length);
+		else if (g->d.iPAddress->length == 4)
+			strbuf_addf(&sb, "%d.%d.%d.%d", g->d.iPAddress->data[0],
+			    g->d.iPAddress->data[1], g->d.iPAddress->data[2],
+			    g->d.iPAddress->data[3]);
+		else
+			strbuf_adds(&sb, "an IPv6 address");
+	}
+	if (n > 8)
+		strbuf_adds(&sb, ", ...");
+	GENERAL_NAMES_free(gens);
+	if (sb.len == 0) {
+		char cn[256];
+
+		if (X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+		        NID_commonName, cn, sizeof(cn)) > 0)
+			strbuf_addf(&sb, "CN %s", cn);
+		else
+			strbuf_adds(&sb, "no name");
+	}
+	snprintf(buf, len, "%s", sb.data);
+	strbuf_free(&sb);
+}
+
+static const char *
+version_name(int v)
+{
+	switch (v) {
+	case SSL3_VERSION:
+		return "SSL 3.0";
+	case TLS1_VERSION:
+		return "TLS 1.0";
+	case TLS1_1_VERSION:
+		return "TLS 1.1";
+	default:
+		return "an old protocol";
+	}
+}
+
+const char *
+tls_client_failure(SSL *ssl, char *buf, size_t len)
+{
+	struct tls_conn *c = SSL_get_ex_data(ssl, tls_ssl_idx);
+	STACK_OF(X509) * chain;
+	X509 *peer = NULL;
+	unsigned long e;
+	long v = SSL_get_verify_result(ssl);
+	char names[512];
+	int reason;
+
+	if (v != X509_V_OK) {
+		switch (v) {
+		case X509_V_ERR_CERT_HAS_EXPIRED:
+			snprintf(buf, len, "certificate has expired");
+			break;
+		case X509_V_ERR_CERT_NOT_YET_VALID:
+			snprintf(buf, len, "certificate is not yet valid");
+			break;
+		case X509_V_ERR_HOSTNAME_MISMATCH:
+		case X509_V_ERR_IP_ADDRESS_MISMATCH:
+			chain = SSL_get_peer_cert_chain(ssl);
+			if (chain != NULL && sk_X509_num(chain) > 0)
+				peer = sk_X509_value(chain, 0);
+			if (peer != NULL)
+				cert_names(peer, names, sizeof(names));
+			else
+				snprintf(names, sizeof(names), "another name");
+			snprintf(buf, len,
+			    "hostname mismatch (certificate is for %s)", names);
+			break;
+		case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+			snprintf(buf, len, "self-signed certificate");
+			break;
+		case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+			snprintf(buf, len,
+			    "self-signed certificate in the "
+			    "chain (unknown root CA)");
+			break;
+		case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+		case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+			snprintf(buf, len,
+			    "unable to get local issuer "
+			    "certificate (unknown CA)");
+			break;
+		case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+			snprintf(buf, len,
+			    "unable to verify the first "
+			    "certificate (incomplete chain)");
+			break;
+		case X509_V_ERR_CERT_REVOKED:
+			snprintf(buf, len, "certificate has been revoked");
+			break;
+		default:
+			snprintf(buf, len, "certificate verify failed: %s",
+			    X509_verify_cert_error_string(v));
+			break;
+		}
+		return buf;
+	}
+	if (c != NULL && c->server_version != 0 &&
+	    c->server_version < TLS1_2_VERSION) {
+		snprintf(buf, len,
+		    "protocol version too old (server offers "
+		    "only %s)",
+		    version_name(c->server_version));
+		return buf;
+	}
+	if (c != NULL && c->alert_received != -1) {
+		switch (c->alert_received) {
+		case SSL_AD_PROTOCOL_VERSION:
+			snprintf(buf, len,
+			    "protocol version too old (server "
+			    "does not offer TLS 1.2 or 1.3)");
+			break;
+		case SSL_AD_HANDSHAKE_FAILURE:
+			snprintf(buf, len,
+			    "handshake failure (no cipher "
+			    "suite in common with the server)");
+			break;
+		case SSL_AD_NO_APPLICATION_PROTOCOL:
+			snprintf(buf, len, "server refuses ALPN http/1.1");
+			break;
+		default:
+			snprintf(buf, len, "server sent TLS alert: %s",
+			    SSL_alert_desc_string_long(c->alert_received));
+			break;
+		}
+		return buf;
+	}
+	if ((e = ERR_peek_error()) != 0) {
+		reason = ERR_GET_REASON(e);
+		if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		    reason == SSL_R_WRONG_VERSION_NUMBER)
+			snprintf(buf, len,
+			    "not a TLS server (wrong version "
+			    "number)");
+		else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		    (reason == SSL_R_UNSUPPORTED_PROTOCOL ||
+		        reason == SSL_R_VERSION_TOO_LOW))
+			snprintf(buf, len,
+			    "protocol version too old (server "
+			    "does not offer TLS 1.2 or 1.3)");
+		else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		    reason == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+			snprintf(buf, len,
+			    "connection closed during the TLS "
+			    "handshake");
+		else
+			snprintf(buf, len, "TLS handshake failed: %s",
+			    ERR_reason_error_string(e) != NULL
+			        ? ERR_reason_error_string(e)
+			        : "unknown error");
+		return buf;
+	}
+	if (c != NULL && c->alert_sent != -1) {
+		snprintf(buf, len, "TLS handshake failed (sent alert: %s)",
+		    SSL_alert_desc_string_long(c->alert_sent));
+		return buf;
+	}
+	snprintf(buf, len, "TLS handshake failed (connection closed)");
+	return buf;
+}
