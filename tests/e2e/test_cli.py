@@ -125,3 +125,28 @@ def test_listen_env_overrides_config(hm, home):
     r = hm("config", extra_env={"HALTON_METER_LISTEN": "garbage"})
     assert r.returncode == 1
     assert "HALTON_METER_LISTEN: listen: 'garbage' is not HOST:PORT" in r.stderr
+
+
+def test_man_page_documents_every_command(hm):
+    """Every registered command has an entry in the man page's list."""
+    man = (ROOT / "man" / "halton-meter.1").read_text()
+    names = re.findall(r"^  (\S+)\s", hm("--help").stdout, re.M)
+    assert len(names) >= 3
+    for name in names:
+        assert re.search(r"^(\.It )?\.?Cm %s\b" % re.escape(name), man,
+                         re.M) or re.search(
+            r"^\.It Cm %s\b" % re.escape(name), man, re.M), name
+
+
+def test_man_page_renders(tmp_path):
+    import shutil
+    import subprocess
+    if shutil.which("man") is None:
+        # groff's nroff renders mdoc too; one of the two is needed.
+        cmd = ["nroff", "-mandoc", str(ROOT / "man" / "halton-meter.1")]
+    else:
+        cmd = ["man", "-l", str(ROOT / "man" / "halton-meter.1")]
+    r = subprocess.run(cmd, capture_output=True, text=True,
+                       env={**os.environ, "MANWIDTH": "80", "PAGER": "cat"})
+    assert r.returncode == 0, r.stderr
+    assert "halton-meter" in r.stdout and "SYNOPSIS" in r.stdout
