@@ -45,7 +45,7 @@ const char *exchange_method(const struct exchange *);
 const char *exchange_path(const struct exchange *);
 /* Request header lookup, case-insensitive; the first value, or NULL. */
 const char *exchange_request_header(const struct exchange *, const char *);
-/* Iterates request headers: returns 0 and sets *name/*value for index i,
+/* Iterates request headers: returns 0 and sets *name and *value for index i,
  * or -1 past the end. */
 int exchange_request_header_at(const struct exchange *, size_t,
     const char **, const char **);
@@ -54,6 +54,11 @@ int exchange_status(const struct exchange *);
 const char *exchange_response_header(const struct exchange *, const char *);
 int exchange_response_header_at(const struct exchange *, size_t,
     const char **, const char **);
+/* A header of the CONNECT request that opened the client connection
+ * (case-insensitive; the first value, or NULL; NULL for absolute-form
+ * requests).  The meter reads Proxy-Authorization here for the tag. */
+#define EXCHANGE_HAS_CONNECT_HEADER 1
+const char *exchange_connect_header(const struct exchange *, const char *);
 /* Monotonic microseconds: request head seen, first response byte seen
  * (0 if none), end. */
 uint64_t exchange_started_us(const struct exchange *);

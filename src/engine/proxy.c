@@ -1,0 +1,2046 @@
+/*
+ * proxy: listener, CONNECT handling, blind tunnels, TLS interception and
+ * the HTTP/1.1 relay.
+ *
+ * A connection (struct conn) has two halves, the client bufferevent and
+ * the upstream bufferevent, and exactly one close function (conn_close)
+ * that every error path ends in.  Bytes are moved between the halves with
+ * evbuffer_remove_buffer (no copy of the payload beyond what bufferevents
+ * do); the HTTP parser only looks at them to find message boundaries and
+ * to hand de-chunked payload to the hooks.
+ *
+ * Modes of a connection:
+ *   FIRST     plain client, waiting for the first request (CONNECT,
+ *             absolute-form http://, or origin-form for the daemon itself)
+ *   TUNNEL    blind TCP relay (hosts that are not intercepted)
+ *   HTTP      HTTP/1.1 relay: intercepted TLS or absolute-form plain HTTP
+ *   LOCAL     answered by the daemon (doctor host over TLS, /healthz)
+ *   UPGRADED  after a 101: opaque relay with the upgraded_data hook
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "halton/log.h"
+#include "halton/proxy.h"
+#include "halton/util.h"
+#include "halton/xmalloc.h"
+#include "engine-memtrim.h"
+#include "exchange-priv.h"
+
+#define HIGH_WATER          (256 * 1024)
+#define TIMEOUT_HANDSHAKE_S 15
+#define TIMEOUT_CONNECT_S   15
+#define TIMEOUT_IDLE_S      120
+#define TIMEOUT_STREAM_S    600
+#define CLOSE_FLUSH_MAX_S   10
+
+enum conn_mode {
+	M_FIRST,
+	M_TUNNEL,
+	M_HTTP,
+	M_LOCAL,
+	M_UPGRADED,
+};
+
+/* The upstream half. */
+enum up_state {
+	U_NONE,       /* no upstream (yet) */
+	U_CONNECTING, /* DNS + TCP (+ TLS handshake) in progress */
+	U_PROXY,      /* waiting for the corporate proxy's CONNECT answer */
+	U_TLS,        /* TLS handshake after the corporate proxy */
+	U_READY,
+	U_FAILED, /* up_error says why */
+};
+
+/* The request half of the current exchange. */
+enum req_state {
+	RQ_HEAD, /* waiting for a request head */
+	RQ_BODY, /* streaming the request body upstream */
+	RQ_DONE, /* request complete; waiting for the response */
+};
+
+/* The response half of the current exchange. */
+enum res_state {
+	RS_IDLE, /* no request outstanding */
+	RS_HEAD, /* waiting for the response head */
+	RS_BODY, /* streaming the response body to the client */
+};
+
+struct connect_to {
+	char *host; /* "" = any */
+	int port;   /* 0 = any */
+	char *host2;
+	int port2;
+};
+
+struct proxy {
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct evconnlistener *listener;
+	struct event *accept_retry;
+	int accept_paused;
+	int port;
+	int max_connections;
+	const struct intercept_list *intercept;
+	struct ca *ca;
+	SSL_CTX *server_ctx;
+	SSL_CTX *client_ctx;
+	struct connect_to *cto;
+	size_t ncto;
+	char *uproxy_host;
+	int uproxy_port;
+	const struct exchange_hooks *hooks;
+	void *hooks_arg;
+	int (*local)(void *, const char *, const char *, size_t,
+	    struct strbuf *, const char **);
+	void *local_arg;
+
+	struct conn *conns;     /* doubly linked */
+	struct conn *graveyard; /* closed, freed at the next loop turn */
+	struct event *reaper;
+	size_t nconns;
+	uint64_t next_id;
+	uint64_t nexchanges;
+	uint64_t started_ms;
+	struct event *trim_timer;
+	uint64_t last_trim_ms;
+
+	int shutting_down;
+	struct event *shutdown_timer;
+	void (*shutdown_done)(void *);
+	void *shutdown_arg;
+};
+
+struct conn {
+	struct proxy *px;
+	struct conn *prev, *next;
+	struct exchange_conn xc;
+	enum conn_mode mode;
+	int tls;      /* client half speaks TLS */
+	int absolute; /* plain HTTP proxying of absolute-form */
+	int observe;  /* call the hooks */
+
+	struct bufferevent *cbev;
+	struct bufferevent *ubev;
+	int ubev_noclose;
+	evutil_socket_t cfd; /* the client socket */
+	int cfd_close;
+	/* no bufferevent owns cfd: close it */ /* the plain ubev does not
+	                                           own its socket */
+
+	char *host; /* the target as the client named it */
+	int port;
+	char *chost; /* where to connect (after --connect-to) */
+	int cport;
+	enum up_state up;
+	int up_tls; /* upstream half speaks TLS */
+	char *up_error;
+
+	enum req_state rq;
+	struct http1_framing rqf;
+	uint64_t rq_left;
+	struct http1_chunked rq_ch;
+	int rq_upgrade;
+
+	enum res_state rs;
+	struct http1_framing rsf;
+	uint64_t rs_left;
+	struct http1_chunked rs_ch;
+	int rs_started; /* response bytes reached the client */
+
+	struct exchange *ex;
+
+	int paused_client; /* client reading paused by backpressure */
+	int paused_upstream;
+	int closing;      /* close once the client output drained */
+	int dead;         /* closed; freed by the reaper */
+	int upstream_eof; /* deliver the rest without backpressure */
+	/* Client sent EOF: 1 = close once upstream has everything, 2 = then
+	 * half-close the tunnel's upstream, 3 = half-closed. */
+	int drain_upstream;
+	uint64_t closing_since;
+	struct event *flush_timer;
+	uint64_t last_activity;
+};
+
+static void conn_close(struct conn *, const char *);
+static void idle_trim(struct proxy *);
+static void client_read_cb(struct bufferevent *, void *);
+static void client_write_cb(struct bufferevent *, void *);
+static void client_event_cb(struct bufferevent *, short, void *);
+static void upstream_read_cb(struct bufferevent *, void *);
+static void upstream_write_cb(struct bufferevent *, void *);
+static void upstream_event_cb(struct bufferevent *, short, void *);
+static void http_client_input(struct conn *);
+static void http_upstream_input(struct conn *);
+static void opaque_relay(struct conn *, int);
+
+/* Small writes (SSE events) must leave at once. */
+static void
+set_nodelay(evutil_socket_t fd)
+{
+	int one = 1;
+
+	if (fd >= 0)
+		(void)setsockopt(
+		    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static void
+set_timeouts(struct bufferevent *bev, int read_s, int write_s)
+{
+	struct timeval r = {read_s, 0}, w = {write_s, 0};
+
+	if (bev == NULL)
+		return;
+	bufferevent_set_timeouts(
+	    bev, read_s > 0 ? &r : NULL, write_s > 0 ? &w : NULL);
+}
+
+/* Ends the current exchange: calls the end hook exactly once (when
+ * request_head was called) and frees it. */
+static void
+exchange_end(struct conn *c, const char *error)
+{
+	struct proxy *px = c->px;
+	struct exchange *ex = c->ex;
+
+	if (ex == NULL)
+		return;
+	c->ex = NULL;
+	ex->ended_us = time_mono_us();
+	px->nexchanges++;
+	if (c->observe && px->hooks != NULL && px->hooks->end != NULL)
+		px->hooks->end(px->hooks_arg, ex, error);
+	if (error != NULL)
+		/* The query string may carry an API key (?key=): never
+		 * logged. */
+		log_debug("conn %llu: %s %s%.*s: %s",
+		    (unsigned long long)c->xc.id, ex->method, ex->host,
+		    (int)strcspn(ex->path, "?"), ex->path, error);
+	exchange_free(ex);
+}
+
+static void
+conn_free_upstream(struct conn *c)
+{
+	evutil_socket_t fd;
+
+	if (c->ubev != NULL) {
+		fd = c->ubev_noclose ? bufferevent_getfd(c->ubev) : -1;
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+		if (fd >= 0)
+			evutil_closesocket(fd);
+	}
+	c->ubev_noclose = 0;
+	c->paused_client = 0;
+	if (c->up != U_FAILED)
+		c->up = U_NONE;
+}
+
+/* The one close function: ends the exchange with cause (if one is
+ * active), frees both halves and the connection, and resumes accepting
+ * if it was paused at the limit. */
+static void
+conn_close(struct conn *c, const char *cause)
+{
+	struct proxy *px = c->px;
+
+	if (c->dead)
+		return;
+	c->dead = 1;
+	c->closing = 1;
+	exchange_end(c, cause != NULL ? cause : "connection closed");
+	conn_free_upstream(c);
+	if (c->cbev != NULL)
+		bufferevent_free(c->cbev);
+	if (c->cfd_close)
+		evutil_closesocket(c->cfd);
+	if (c->flush_timer != NULL)
+		event_free(c->flush_timer);
+	c->cbev = NULL;
+	c->flush_timer = NULL;
+	exchange_conn_free(&c->xc);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		px->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	px->nconns--;
+	/* Callers up the stack may still look at c (c->closing): free it
+	 * at the next turn of the loop. */
+	c->next = px->graveyard;
+	px->graveyard = c;
+	event_active(px->reaper, EV_TIMEOUT, 1);
+	if (px->accept_paused && !px->shutting_down &&
+	    px->nconns < (size_t)px->max_connections) {
+		px->accept_paused = 0;
+		evconnlistener_enable(px->listener);
+	}
+	if (px->nconns == 0)
+		idle_trim(px);
+	if (px->shutting_down && px->nconns == 0 && px->shutdown_done) {
+		void (*done)(void *) = px->shutdown_done;
+
+		px->shutdown_done = NULL;
+		done(px->shutdown_arg);
+	}
+}
+
+static void
+reap(struct proxy *px)
+{
+	struct conn *c;
+
+	while ((c = px->graveyard) != NULL) {
+		px->graveyard = c->next;
+		free(c->host);
+		free(c->chost);
+		free(c->up_error);
+		free(c);
+	}
+}
+
+/* Idle after a burst: hand freed memory back (at most every 200 ms; a
+ * timer catches the end of a burst that came sooner). */
+static void
+trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *px = arg;
+
+	if (px->nconns == 0) {
+		px->last_trim_ms = time_mono_ms();
+		engine_memtrim();
+	}
+}
+
+static void
+idle_trim(struct proxy *px)
+{
+	uint64_t now = time_mono_ms();
+	struct timeval tv = {0, 200 * 1000};
+
+	if (now - px->last_trim_ms >= 200) {
+		px->last_trim_ms = now;
+		engine_memtrim();
+	} else if (px->trim_timer != NULL &&
+	    !evtimer_pending(px->trim_timer, NULL))
+		evtimer_add(px->trim_timer, &tv);
+}
+
+static void
+reaper_cb(evutil_socket_t fd, short what, void *arg)
+{
+	reap(arg);
+}
+
+/* Whether everything queued for the client has left the process. */
+static int
+client_flushed(struct conn *c)
+{
+	struct bufferevent *under;
+
+	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) != 0)
+		return 0;
+	under = bufferevent_get_underlying(c->cbev);
+	return under == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(under)) == 0;
+}
+
+static void
+flush_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct timeval tv = {0, 50 * 1000};
+
+	if (client_flushed(c) ||
+	    time_mono_ms() - c->closing_since > CLOSE_FLUSH_MAX_S * 1000) {
+		conn_close(c, NULL);
+		return;
+	}
+	evtimer_add(c->flush_timer, &tv);
+}
+
+/* Stops reading from both halves, drops the upstream and closes the
+ * connection once the client has received what is queued for it. */
+static void
+conn_close_after_flush(struct conn *c)
+{
+	struct timeval tv = {0, 50 * 1000};
+
+	if (c->closing || c->dead)
+		return;
+	c->closing = 1;
+	c->closing_since = time_mono_ms();
+	conn_free_upstream(c);
+	bufferevent_disable(c->cbev, EV_READ);
+	bufferevent_enable(c->cbev, EV_WRITE);
+	if (client_flushed(c)) {
+		conn_close(c, NULL);
+		return;
+	}
+	c->flush_timer = evtimer_new(c->px->base, flush_timer_cb, c);
+	evtimer_add(c->flush_timer, &tv);
+}
+
+static const char *
+status_reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Error";
+	}
+}
+
+/* Queues a complete response generated by the daemon. */
+static void
+send_response(struct conn *c, int status, const char *ctype, const char *body,
+    int keep_alive)
+{
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	size_t len = strlen(body);
+
+	evbuffer_add_printf(out,
+	    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\nConnection: %s\r\n\r\n",
+	    status, status_reason(status), ctype, len,
+	    keep_alive ? "keep-alive" : "close");
+	evbuffer_add(out, body, len);
+}
+
+/* Answers an error and closes the connection once it is sent. */
+static void
+fail_response(struct conn *c, int status, const char *body)
+{
+	if (c->dead)
+		return;
+	if (!c->rs_started && !c->closing)
+		send_response(c, status, "text/plain; charset=utf-8", body, 0);
+	conn_close_after_flush(c);
+}
+
+static void
+json_status(struct conn *c, struct strbuf *sb, int doctor)
+{
+	struct proxy *px = c->px;
+
+	strbuf_addf(sb,
+	    "{\"status\":\"ok\",\"version\":\"%s\",\"pid\":%ld,"
+	    "\"uptime_s\":%llu,\"connections\":%zu,\"exchanges\":%llu",
+	    HALTON_VERSION, (long)getpid(),
+	    (unsigned long long)((time_mono_ms() - px->started_ms) / 1000),
+	    px->nconns, (unsigned long long)px->nexchanges);
+	if (doctor)
+		strbuf_addf(sb, ",\"host\":\"%s\",\"intercepted\":true",
+		    INTERCEPT_DOCTOR_HOST);
+	strbuf_adds(sb, "}\n");
+}
+
+/* Answers a request addressed to the daemon itself (origin-form on the
+ * listener, or anything sent to the doctor host) whose head is the first
+ * head_len bytes of the client input; consumes that head.  Returns 0 to
+ * keep the connection, -1 when it is closing. */
+static int
+local_answer(struct conn *c, const struct http1_request *req, size_t head_len,
+    int doctor)
+{
+	struct http1_framing f;
+	struct strbuf sb;
+	const char *ctype = "application/json";
+	int keep, status = 200;
+
+	if (http1_request_framing(req, &f) != 0) {
+		fail_response(c, 400, "halton-meter: malformed request\n");
+		return -1;
+	}
+	/* Local endpoints take no body; rather than draining one, answer
+	 * and close. */
+	keep =
+	    f.keep_alive && f.body == HTTP1_BODY_NONE && !c->px->shutting_down;
+	strbuf_init(&sb);
+	if (doctor ||
+	    (req->target_len == 8 && memcmp(req->target, "/healthz", 8) == 0)) {
+		if (req->method_len == 3 && memcmp(req->method, "GET", 3) == 0)
+			json_status(c, &sb, doctor);
+		else {
+			strbuf_adds(
+			    &sb, "{\"error\":\"method not allowed\"}\n");
+			status = 405;
+			keep = 0;
+		}
+	} else if (c->px->local != NULL &&
+	    config_addr_is_loopback(c->xc.client_addr)) {
+		char method[16];
+
+		snprintf(method, sizeof(method), "%.*s",
+		    (int)(req->method_len < 15 ? req->method_len : 15),
+		    req->method);
+		status = c->px->local(c->px->local_arg, method, req->target,
+		    req->target_len, &sb, &ctype);
+		if (status == 0) {
+			strbuf_reset(&sb);
+			strbuf_adds(&sb, "halton-meter: not found\n");
+			ctype = "text/plain; charset=utf-8";
+			status = 404;
+		}
+	} else {
+		strbuf_adds(&sb, "halton-meter: not found\n");
+		ctype = "text/plain; charset=utf-8";
+		status = 404;
+	}
+	/* req points into the input: it is dead from here on. */
+	evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
+	send_response(c, status, ctype, sb.data != NULL ? sb.data : "", keep);
+	strbuf_free(&sb);
+	if (!keep) {
+		conn_close_after_flush(c);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Upstream connection.
+ */
+
+/* Applies --connect-to: where to connect for host:port. */
+static void
+apply_connect_to(struct conn *c)
+{
+	struct proxy *px = c->px;
+	size_t i;
+
+	free(c->chost);
+	c->chost = xstrdup(c->host);
+	c->cport = c->port;
+	for (i = 0; i < px->ncto; i++) {
+		struct connect_to *t = &px->cto[i];
+
+		if ((t->host[0] == '\0' ||
+		        str_casecmp(t->host, c->host) == 0) &&
+		    (t->port == 0 || t->port == c->port)) {
+			if (t->host2[0] != '\0') {
+				free(c->chost);
+				c->chost = xstrdup(t->host2);
+			}
+			if (t->port2 != 0)
+				c->cport = t->port2;
+			return;
+		}
+	}
+}
+
+static void
+upstream_failed(struct conn *c, const char *cause)
+{
+	free(c->up_error);
+	c->up_error = xstrdup(cause);
+	conn_free_upstream(c);
+	c->up = U_FAILED;
+	log_warnx("upstream %s:%d: %s", c->host, c->port, cause);
+}
+
+static void
+upstream_setup_bev(struct conn *c, int timeout_s)
+{
+	bufferevent_setcb(
+	    c->ubev, upstream_read_cb, upstream_write_cb, upstream_event_cb, c);
+	bufferevent_setwatermark(c->ubev, EV_READ, 0, HIGH_WATER);
+	set_timeouts(c->ubev, timeout_s, timeout_s);
+	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+}
+
+/* Replaces the connected plain upstream bufferevent with a TLS one on the
+ * same socket (no extra copy per byte) and starts the handshake for
+ * c->host: SNI, hostname verification.  Returns 0 or -1. */
+static int
+upstream_start_tls(struct conn *c)
+{
+	struct bufferevent *bev;
+	evutil_socket_t fd = bufferevent_getfd(c->ubev);
+	SSL *ssl;
+
+	if ((ssl = SSL_new(c->px->client_ctx)) == NULL)
+		return -1;
+	if (tls_client_set_host(ssl, c->host) != 0) {
+		SSL_free(ssl);
+		return -1;
+	}
+	/* The plain bufferevent does not own the socket. */
+	bufferevent_free(c->ubev);
+	c->ubev = NULL;
+	c->ubev_noclose = 0;
+	bev = bufferevent_openssl_socket_new(c->px->base, fd, ssl,
+	    BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		return -1;
+	}
+	c->ubev = bev;
+	c->up = U_TLS;
+	upstream_setup_bev(c, TIMEOUT_HANDSHAKE_S);
+	return 0;
+}
+
+/* Starts connecting the upstream half: directly or through the corporate
+ * proxy's CONNECT; TLS starts once TCP (and the proxy) are through. */
+static void
+upstream_connect(struct conn *c, int tls)
+{
+	struct proxy *px = c->px;
+	const char *h;
+	int p;
+
+	conn_free_upstream(c);
+	c->up = U_CONNECTING;
+	c->up_tls = tls;
+	apply_connect_to(c);
+	h = c->chost;
+	p = c->cport;
+	if (px->uproxy_host != NULL) {
+		h = px->uproxy_host;
+		p = px->uproxy_port;
+	}
+	/* Callbacks are not deferred here so that errno still holds the
+	 * connect error in the event callback.  A bufferevent that will be
+	 * swapped for a TLS one must not close the socket on free. */
+	c->ubev = bufferevent_socket_new(
+	    px->base, -1, tls ? 0 : BEV_OPT_CLOSE_ON_FREE);
+	if (c->ubev == NULL) {
+		upstream_failed(c, "out of resources");
+		return;
+	}
+	c->ubev_noclose = tls;
+	upstream_setup_bev(c, TIMEOUT_CONNECT_S);
+	if (bufferevent_socket_connect_hostname(
+	        c->ubev, px->dns, AF_UNSPEC, h, p) != 0) {
+		upstream_failed(c, "cannot connect");
+		return;
+	}
+}
+
+/* The upstream half is usable: deliver what waited for it. */
+static void
+upstream_ready(struct conn *c)
+{
+	c->up = U_READY;
+	set_timeouts(c->ubev, 0, TIMEOUT_STREAM_S);
+	if (c->mode == M_TUNNEL) {
+		/* Only now does the tunnel client learn it is connected. */
+		evbuffer_add_printf(bufferevent_get_output(c->cbev),
+		    "HTTP/1.1 200 Connection established\r\n\r\n");
+		set_timeouts(c->cbev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
+		set_timeouts(c->ubev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
+		bufferevent_enable(c->cbev, EV_READ);
+		opaque_relay(c, 1);
+		return;
+	}
+	if (c->mode == M_HTTP)
+		http_client_input(c);
+}
+
+static void
+upstream_report_failure(struct conn *c)
+{
+	char body[700];
+
+	if (c->mode == M_TUNNEL) {
+		snprintf(body, sizeof(body),
+		    "halton-meter: cannot reach "
+		    "%s:%d: %s\n",
+		    c->host, c->port, c->up_error);
+		fail_response(c, 502, body);
+	} else
+		http_client_input(c);
+}
+
+/* Reads the corporate proxy's answer to our CONNECT. */
+static void
+upstream_proxy_answer(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->ubev);
+	struct http1_response res;
+	size_t len = evbuffer_get_length(in);
+	char buf[128];
+	int n;
+
+	if (len > HTTP1_MAX_HEAD)
+		len = HTTP1_MAX_HEAD;
+	n = http1_parse_response(
+	    (const char *)evbuffer_pullup(in, (ev_ssize_t)len), len, &res);
+	if (n == HTTP1_NEED_MORE)
+		return;
+	if (n < 0 || res.status / 100 != 2) {
+		snprintf(buf, sizeof(buf),
+		    "upstream proxy refused CONNECT "
+		    "(%d)",
+		    n < 0 ? 0 : res.status);
+		upstream_failed(c, buf);
+		upstream_report_failure(c);
+		return;
+	}
+	evbuffer_drain(in, (size_t)n);
+	if (!c->up_tls) {
+		upstream_ready(c);
+		return;
+	}
+	if (evbuffer_get_length(in) != 0 || upstream_start_tls(c) != 0) {
+		upstream_failed(c,
+		    "cannot start TLS through the upstream "
+		    "proxy");
+		upstream_report_failure(c);
+	}
+}
+
+static void
+upstream_connected(struct conn *c)
+{
+	struct proxy *px = c->px;
+
+	set_nodelay(bufferevent_getfd(c->ubev));
+	if (px->uproxy_host != NULL) {
+		c->up = U_PROXY;
+		evbuffer_add_printf(bufferevent_get_output(c->ubev),
+		    "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n", c->chost,
+		    c->cport, c->chost, c->cport);
+		return;
+	}
+	if (c->up_tls) {
+		if (upstream_start_tls(c) != 0) {
+			upstream_failed(c, "cannot start TLS");
+			upstream_report_failure(c);
+		}
+		return;
+	}
+	upstream_ready(c);
+}
+
+/* A failed connect or handshake, described for the 502 body.  err is the
+ * errno saved on entry to the event callback. */
+static void
+upstream_error_cause(struct conn *c, short what, int err, char *buf, size_t len)
+{
+	struct bufferevent *bev = c->ubev;
+	SSL *ssl = NULL;
+	unsigned long e;
+	int dnserr;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		snprintf(buf, len, "timed out %s %s:%d",
+		    c->up == U_TLS ? "in the TLS handshake with"
+		                   : "connecting to",
+		    c->chost, c->cport);
+		return;
+	}
+	if (c->up == U_TLS && (ssl = bufferevent_openssl_get_ssl(bev))) {
+		/* libevent moved OpenSSL's error queue into its own list:
+		 * put the first error back for tls_client_failure. */
+		if ((e = bufferevent_get_openssl_error(bev)) != 0)
+			ERR_raise(ERR_GET_LIB(e), ERR_GET_REASON(e));
+		tls_client_failure(ssl, buf, len);
+		ERR_clear_error();
+		return;
+	}
+	if ((dnserr = bufferevent_socket_get_dns_error(bev)) != 0)
+		snprintf(buf, len, "cannot resolve %s: %s", c->chost,
+		    evutil_gai_strerror(dnserr));
+	else if (what & BEV_EVENT_EOF)
+		snprintf(buf, len, "connection closed by %s",
+		    c->up == U_PROXY ? "the upstream proxy" : "the server");
+	else if (err != 0)
+		snprintf(buf, len, "%s", strerror(err));
+	else
+		snprintf(buf, len, "connection failed");
+}
+
+static void
+upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	int err = errno;
+	char cause[512];
+
+	if (c->dead)
+		return;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* A TLS bufferevent reports CONNECTED after its handshake; a
+		 * plain one after TCP. */
+		if (c->up == U_TLS)
+			upstream_ready(c);
+		else
+			upstream_connected(c);
+		return;
+	}
+	if (c->up != U_READY) {
+		/* Connect, proxy CONNECT or handshake failed. */
+		upstream_error_cause(c, what, err, cause, sizeof(cause));
+		upstream_failed(c, cause);
+		upstream_report_failure(c);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (c->mode == M_TUNNEL || c->mode == M_UPGRADED) {
+			if (time_mono_ms() - c->last_activity <
+			    TIMEOUT_STREAM_S * 1000ULL) {
+				bufferevent_enable(bev, EV_READ | EV_WRITE);
+				return;
+			}
+			conn_close(c, "idle");
+			return;
+		}
+		if (c->rs == RS_IDLE) {
+			bufferevent_enable(bev, EV_READ | EV_WRITE);
+			return;
+		}
+		exchange_end(c, "upstream: timeout");
+		fail_response(c, 504, "halton-meter: upstream timed out\n");
+		return;
+	}
+	/* EOF or error on a ready upstream. */
+	if (what & BEV_EVENT_EOF) {
+		c->upstream_eof = 1;
+		/* Deliver what is still buffered. */
+		if (c->mode == M_HTTP)
+			http_upstream_input(c);
+		else
+			opaque_relay(c, 0);
+		if (c->closing || c->ubev == NULL)
+			return;
+		if (c->mode == M_HTTP && c->rs == RS_BODY &&
+		    c->rsf.body == HTTP1_BODY_CLOSE) {
+			/* A close-delimited body ends here: success. */
+			exchange_end(c, NULL);
+			conn_close_after_flush(c);
+			return;
+		}
+		if (c->mode == M_UPGRADED)
+			exchange_end(c, NULL);
+		if (c->mode == M_HTTP && c->ex != NULL) {
+			exchange_end(c, "upstream: connection closed");
+			/* Never fake success: the client sees a close. */
+			conn_close(c, NULL);
+			return;
+		}
+		conn_close_after_flush(c);
+		return;
+	}
+	upstream_error_cause(c, what, err, cause, sizeof(cause));
+	log_debug("conn %llu: upstream %s: %s", (unsigned long long)c->xc.id,
+	    c->host, cause);
+	exchange_end(c, "upstream: reset");
+	conn_close(c, NULL);
+}
+
+/*
+ * Relaying.
+ */
+
+/* Pauses reading from the source half while the destination's output is
+ * above the high-water mark; the destination's write callback resumes it.
+ * Returns 1 if paused. */
+static int
+backpressure(struct conn *c, int to_upstream)
+{
+	struct bufferevent *dst = to_upstream ? c->ubev : c->cbev;
+	struct bufferevent *src = to_upstream ? c->cbev : c->ubev;
+
+	if (!to_upstream && c->upstream_eof)
+		return 0;
+	if (evbuffer_get_length(bufferevent_get_output(dst)) < HIGH_WATER)
+		return 0;
+	bufferevent_disable(src, EV_READ);
+	bufferevent_setwatermark(dst, EV_WRITE, HIGH_WATER / 2, 0);
+	if (to_upstream)
+		c->paused_client = 1;
+	else
+		c->paused_upstream = 1;
+	return 1;
+}
+
+/* Moves everything readable from one half to the other (tunnels and
+ * upgraded connections). */
+static void
+opaque_relay(struct conn *c, int to_upstream)
+{
+	struct bufferevent *src = to_upstream ? c->cbev : c->ubev;
+	struct bufferevent *dst = to_upstream ? c->ubev : c->cbev;
+	struct proxy *px = c->px;
+	struct evbuffer *in;
+	struct evbuffer_iovec v[8];
+	int i, n;
+
+	if (src == NULL || dst == NULL)
+		return;
+	in = bufferevent_get_input(src);
+	if (c->mode == M_UPGRADED && c->ex != NULL && c->observe &&
+	    px->hooks != NULL && px->hooks->upgraded_data != NULL) {
+		n = evbuffer_peek(in, -1, NULL, v, 8);
+		for (i = 0; i < n && i < 8; i++)
+			px->hooks->upgraded_data(px->hooks_arg, c->ex,
+			    to_upstream, v[i].iov_base, v[i].iov_len);
+		if (n > 8) {
+			/* Rare: hand the rest over in one piece. */
+			size_t done = 0;
+			for (i = 0; i < 8; i++)
+				done += v[i].iov_len;
+			size_t rest = evbuffer_get_length(in) - done;
+			unsigned char *p = evbuffer_pullup(in, -1);
+			px->hooks->upgraded_data(
+			    px->hooks_arg, c->ex, to_upstream, p + done, rest);
+		}
+	}
+	if (c->ex != NULL) {
+		if (to_upstream)
+			c->ex->bytes_up += evbuffer_get_length(in);
+		else
+			c->ex->bytes_down += evbuffer_get_length(in);
+	}
+	evbuffer_remove_buffer(
+	    in, bufferevent_get_output(dst), evbuffer_get_length(in));
+	backpressure(c, to_upstream);
+}
+
+/* Hands payload bytes at the front of buf (up to n) to a body hook. */
+static void
+hook_body(struct conn *c, struct evbuffer *buf, size_t n, int request)
+{
+	const struct exchange_hooks *h = c->px->hooks;
+	void (*fn)(void *, struct exchange *, const void *, size_t);
+	struct evbuffer_iovec v[16];
+	struct evbuffer_ptr pos;
+	int i, k;
+
+	if (request)
+		c->ex->bytes_up += n;
+	else
+		c->ex->bytes_down += n;
+	if (!c->observe || h == NULL)
+		return;
+	fn = request ? h->request_body : h->response_body;
+	if (fn == NULL)
+		return;
+	evbuffer_ptr_set(buf, &pos, 0, EVBUFFER_PTR_SET);
+	while (n > 0) {
+		k = evbuffer_peek(buf, (ev_ssize_t)n, &pos, v, 16);
+		if (k <= 0)
+			break;
+		for (i = 0; i < k && i < 16 && n > 0; i++) {
+			size_t len = v[i].iov_len < n ? v[i].iov_len : n;
+
+			fn(c->px->hooks_arg, c->ex, v[i].iov_base, len);
+			n -= len;
+			evbuffer_ptr_set(buf, &pos, len, EVBUFFER_PTR_ADD);
+		}
+	}
+}
+
+/* Moves body bytes of one message from src to dst according to its
+ * framing, calling the body hook with the de-chunked payload.  Returns 1
+ * when the body is complete, 0 when more is needed (or backpressure
+ * paused it), -1 on malformed chunked framing. */
+static int
+relay_body(struct conn *c, int request)
+{
+	struct bufferevent *src = request ? c->cbev : c->ubev;
+	struct bufferevent *dst = request ? c->ubev : c->cbev;
+	struct http1_framing *f = request ? &c->rqf : &c->rsf;
+	uint64_t *left = request ? &c->rq_left : &c->rs_left;
+	struct http1_chunked *ch = request ? &c->rq_ch : &c->rs_ch;
+	struct evbuffer *in = bufferevent_get_input(src);
+	struct evbuffer *out = bufferevent_get_output(dst);
+	struct evbuffer_iovec v;
+	size_t len, n, off, dlen;
+	long k;
+
+	for (;;) {
+		if (f->body == HTTP1_BODY_NONE)
+			return 1;
+		if (f->body == HTTP1_BODY_LENGTH && *left == 0)
+			return 1;
+		if (f->body == HTTP1_BODY_CHUNKED && http1_chunked_done(ch))
+			return 1;
+		if ((len = evbuffer_get_length(in)) == 0)
+			return 0;
+		if (backpressure(c, request))
+			return 0;
+		switch (f->body) {
+		case HTTP1_BODY_LENGTH:
+			n = (uint64_t)len < *left ? len : (size_t)*left;
+			hook_body(c, in, n, request);
+			evbuffer_remove_buffer(in, out, n);
+			*left -= n;
+			break;
+		case HTTP1_BODY_CLOSE:
+			hook_body(c, in, len, request);
+			evbuffer_remove_buffer(in, out, len);
+			break;
+		case HTTP1_BODY_CHUNKED:
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				return 0;
+			k = http1_chunked_feed(
+			    ch, v.iov_base, v.iov_len, &off, &dlen);
+			if (k < 0)
+				return -1;
+			if (dlen > 0) {
+				const struct exchange_hooks *h = c->px->hooks;
+				void (*fn)(void *, struct exchange *,
+				    const void *, size_t) = NULL;
+
+				if (c->observe && h != NULL)
+					fn = request ? h->request_body
+					             : h->response_body;
+				if (fn != NULL)
+					fn(c->px->hooks_arg, c->ex,
+					    (char *)v.iov_base + off, dlen);
+				if (request)
+					c->ex->bytes_up += dlen;
+				else
+					c->ex->bytes_down += dlen;
+			}
+			evbuffer_remove_buffer(in, out, (size_t)k);
+			break;
+		default:
+			return 1;
+		}
+	}
+}
+
+/* Parses an absolute-form http:// target into host, port and the
+ * origin-form rest.  Returns 0 or -1. */
+static int
+parse_absolute(const char *t, size_t len, char **host, int *port,
+    const char **path, size_t *path_len)
+{
+	const char *p, *end = t + len, *hs, *he, *colon = NULL;
+	long long v;
+	char num[8];
+
+	if (len < 8 || str_ncasecmp(t, "http://", 7) != 0)
+		return -1;
+	hs = t + 7;
+	for (p = hs; p < end && *p != '/' && *p != '?'; p++)
+		;
+	he = p;
+	if (memchr(hs, '@', (size_t)(he - hs)) != NULL)
+		return -1;
+	if (hs < he && *hs == '[') {
+		const char *rb = memchr(hs, ']', (size_t)(he - hs));
+
+		if (rb == NULL)
+			return -1;
+		if (rb + 1 < he && rb[1] == ':')
+			colon = rb + 1;
+		else if (rb + 1 != he)
+			return -1;
+		*host = xstrndup(hs + 1, (size_t)(rb - hs - 1));
+	} else {
+		colon = memchr(hs, ':', (size_t)(he - hs));
+		*host = xstrndup(hs, (size_t)((colon ? colon : he) - hs));
+	}
+	*port = 80;
+	if (colon != NULL && colon + 1 < he) {
+		if ((size_t)(he - colon - 1) >= sizeof(num)) {
+			free(*host);
+			return -1;
+		}
+		memcpy(num, colon + 1, (size_t)(he - colon - 1));
+		num[he - colon - 1] = '\0';
+		if (str_to_ll(num, 1, 65535, &v) != 0) {
+			free(*host);
+			return -1;
+		}
+		*port = (int)v;
+	}
+	if ((*host)[0] == '\0') {
+		free(*host);
+		return -1;
+	}
+	*path = he;
+	*path_len = (size_t)(end - he);
+	return 0;
+}
+
+/* The response is complete: end the exchange and either wait for the next
+ * request or close. */
+static void
+response_done(struct conn *c)
+{
+	int keep = c->rqf.keep_alive && c->rsf.keep_alive && c->rq == RQ_DONE &&
+	    !c->px->shutting_down;
+
+	exchange_end(c, NULL);
+	c->rs = RS_IDLE;
+	c->rs_started = 0;
+	if (!keep) {
+		conn_close_after_flush(c);
+		return;
+	}
+	c->rq = RQ_HEAD;
+	set_timeouts(c->cbev, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
+	set_timeouts(c->ubev, 0, TIMEOUT_STREAM_S);
+}
+
+static void
+send_upstream_failure(struct conn *c, const struct http1_request *req,
+    const char *path, size_t path_len)
+{
+	struct proxy *px = c->px;
+	char body[900], cause[600];
+
+	c->ex = exchange_new(&c->xc, c->host, c->port, req, path, path_len);
+	if (c->observe && px->hooks != NULL && px->hooks->request_head)
+		px->hooks->request_head(px->hooks_arg, c->ex);
+	snprintf(cause, sizeof(cause), "upstream: %s", c->up_error);
+	exchange_end(c, cause);
+	snprintf(body, sizeof(body), "halton-meter: upstream %s:%d: %s\n",
+	    c->host, c->port, c->up_error);
+	fail_response(c, 502, body);
+}
+
+/* Handles one request head at the front of the client input in HTTP mode
+ * (intercepted or absolute-form).  Returns 1 to go on, 0 to wait, -1 if
+ * the connection closed or is closing. */
+static int
+http_request_head(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct http1_request req;
+	const char *path, *buf;
+	size_t len, path_len;
+	char *host = NULL;
+	int n, port = 0;
+
+	len = evbuffer_get_length(in);
+	if (len == 0)
+		return 0;
+	if (len > HTTP1_MAX_HEAD)
+		len = HTTP1_MAX_HEAD;
+	buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+	n = http1_parse_request(buf, len, &req);
+	if (n == HTTP1_NEED_MORE)
+		return 0;
+	if (n == HTTP1_TOO_LARGE) {
+		fail_response(c, 431, "halton-meter: request head too large\n");
+		return -1;
+	}
+	if (n < 0) {
+		fail_response(c, 400, "halton-meter: malformed request\n");
+		return -1;
+	}
+	if (c->mode == M_LOCAL)
+		return local_answer(c, &req, (size_t)n, 1) == 0 ? 1 : -1;
+	if (c->absolute) {
+		if (req.target_len > 0 && req.target[0] == '/')
+			return local_answer(c, &req, (size_t)n, 0) == 0 ? 1
+			                                                : -1;
+		if (parse_absolute(req.target, req.target_len, &host, &port,
+		        &path, &path_len) != 0) {
+			fail_response(c, 400,
+			    "halton-meter: only http:// "
+			    "absolute-form and CONNECT are proxied\n");
+			return -1;
+		}
+		if (c->host == NULL || str_casecmp(host, c->host) != 0 ||
+		    port != c->port) {
+			/* Another origin: a new upstream connection. */
+			free(c->host);
+			c->host = host;
+			c->port = port;
+			host = NULL;
+			free(c->up_error);
+			c->up_error = NULL;
+			c->up = U_NONE;
+			c->observe = px->hooks == NULL ||
+			    px->hooks->intercept == NULL ||
+			    px->hooks->intercept(
+			        px->hooks_arg, c->host, c->port);
+		}
+		free(host);
+		if (c->up == U_NONE)
+			upstream_connect(c, 0);
+	} else {
+		path = req.target;
+		path_len = req.target_len;
+	}
+	if (c->up == U_FAILED) {
+		send_upstream_failure(c, &req, path, path_len);
+		return -1;
+	}
+	if (c->up != U_READY)
+		return 0; /* upstream_ready calls us again */
+	if (http1_request_framing(&req, &c->rqf) != 0) {
+		fail_response(c, 400,
+		    "halton-meter: ambiguous request "
+		    "framing (Content-Length/Transfer-Encoding)\n");
+		return -1;
+	}
+	c->ex = exchange_new(&c->xc, c->host, c->port, &req, path, path_len);
+	if (c->observe && px->hooks != NULL && px->hooks->request_head)
+		px->hooks->request_head(px->hooks_arg, c->ex);
+	/* Forward the head unchanged; absolute-form becomes origin-form. */
+	if (c->absolute) {
+		struct evbuffer *out = bufferevent_get_output(c->ubev);
+		const char *te = req.target + req.target_len;
+		size_t line;
+
+		evbuffer_add(out, req.method, req.method_len);
+		evbuffer_add(out, " ", 1);
+		if (path_len == 0 || path[0] != '/')
+			evbuffer_add(out, "/", 1);
+		evbuffer_add(out, path, path_len);
+		evbuffer_add_printf(out, " HTTP/1.%d\r\n", req.minor_version);
+		/* Drop the original request line, through its LF. */
+		line = (size_t)((const char *)memchr(
+		                    te, '\n', (size_t)(buf + n - te)) -
+		           buf) +
+		    1;
+		evbuffer_drain(in, line);
+		evbuffer_remove_buffer(in, out, (size_t)n - line);
+	} else
+		evbuffer_remove_buffer(
+		    in, bufferevent_get_output(c->ubev), (size_t)n);
+	c->rq_upgrade = c->rqf.upgrade;
+	c->rs = RS_HEAD;
+	c->rs_started = 0;
+	switch (c->rqf.body) {
+	case HTTP1_BODY_LENGTH:
+		c->rq_left = c->rqf.length;
+		c->rq = RQ_BODY;
+		break;
+	case HTTP1_BODY_CHUNKED:
+		http1_chunked_init(&c->rq_ch);
+		c->rq = RQ_BODY;
+		break;
+	default:
+		c->rq = RQ_DONE;
+		break;
+	}
+	/* While an exchange runs, silence from the client is normal; the
+	 * upstream may stay silent up to the stream timeout. */
+	set_timeouts(
+	    c->cbev, c->rq == RQ_BODY ? TIMEOUT_STREAM_S : 0, TIMEOUT_STREAM_S);
+	set_timeouts(c->ubev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
+	return 1;
+}
+
+/* Processes client input in HTTP mode. */
+static void
+http_client_input(struct conn *c)
+{
+	int rc;
+
+	while (!c->closing) {
+		if (c->rq == RQ_HEAD) {
+			if (c->rs != RS_IDLE)
+				return;
+			if ((rc = http_request_head(c)) <= 0)
+				return;
+			continue;
+		}
+		if (c->rq == RQ_BODY) {
+			if (c->ubev == NULL)
+				return;
+			rc = relay_body(c, 1);
+			if (rc < 0) {
+				exchange_end(c, "malformed request body");
+				fail_response(c, 400,
+				    "halton-meter: malformed "
+				    "chunked request body\n");
+				return;
+			}
+			if (rc == 0)
+				return;
+			c->rq = RQ_DONE;
+			set_timeouts(c->cbev, 0, TIMEOUT_STREAM_S);
+			continue;
+		}
+		/* RQ_DONE: wait for the response (pipelined input stays
+		 * in the buffer). */
+		if (c->rs == RS_IDLE) {
+			c->rq = RQ_HEAD;
+			continue;
+		}
+		return;
+	}
+}
+
+/* Switches to opaque relaying after a 101. */
+static void
+become_upgraded(struct conn *c)
+{
+	c->mode = M_UPGRADED;
+	c->rs = RS_IDLE;
+	set_timeouts(c->cbev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
+	set_timeouts(c->ubev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
+	bufferevent_enable(c->cbev, EV_READ);
+	opaque_relay(c, 1);
+	if (c->ubev != NULL)
+		opaque_relay(c, 0);
+}
+
+/* Processes upstream input in HTTP mode. */
+static void
+http_upstream_input(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct evbuffer *in;
+	struct http1_response res;
+	size_t len;
+	int n, rc;
+
+	while (!c->closing && c->ubev != NULL && c->mode == M_HTTP) {
+		in = bufferevent_get_input(c->ubev);
+		if ((len = evbuffer_get_length(in)) == 0)
+			return;
+		if (c->rs == RS_IDLE) {
+			/* Bytes nobody asked for. */
+			conn_close(c, NULL);
+			return;
+		}
+		if (c->rs == RS_BODY) {
+			rc = relay_body(c, 0);
+			if (rc < 0) {
+				exchange_end(c,
+				    "upstream: malformed chunked "
+				    "body");
+				conn_close(c, NULL);
+				return;
+			}
+			if (rc == 0)
+				return;
+			response_done(c);
+			if (!c->closing)
+				http_client_input(c);
+			continue;
+		}
+		/* RS_HEAD */
+		if (c->ex != NULL && c->ex->first_byte_us == 0)
+			c->ex->first_byte_us = time_mono_us();
+		if (len > HTTP1_MAX_HEAD)
+			len = HTTP1_MAX_HEAD;
+		n = http1_parse_response(
+		    (const char *)evbuffer_pullup(in, (ev_ssize_t)len), len,
+		    &res);
+		if (n == HTTP1_NEED_MORE)
+			return;
+		if (n < 0 ||
+		    http1_response_framing(&res, c->ex->method,
+		        strlen(c->ex->method), &c->rsf) != 0) {
+			exchange_end(c, "upstream: malformed response");
+			fail_response(c, 502,
+			    "halton-meter: malformed "
+			    "response from upstream\n");
+			return;
+		}
+		if (res.status >= 100 && res.status < 200 &&
+		    !(res.status == 101 && c->rq_upgrade)) {
+			/* Interim (100 Continue, 103): relay, keep waiting. */
+			evbuffer_remove_buffer(
+			    in, bufferevent_get_output(c->cbev), (size_t)n);
+			c->rs_started = 1;
+			continue;
+		}
+		exchange_set_response(c->ex, &res);
+		if (c->observe && px->hooks != NULL && px->hooks->response_head)
+			px->hooks->response_head(px->hooks_arg, c->ex);
+		evbuffer_remove_buffer(
+		    in, bufferevent_get_output(c->cbev), (size_t)n);
+		c->rs_started = 1;
+		if (res.status == 101) {
+			become_upgraded(c);
+			return;
+		}
+		c->rs = RS_BODY;
+		if (c->rsf.body == HTTP1_BODY_LENGTH)
+			c->rs_left = c->rsf.length;
+		else if (c->rsf.body == HTTP1_BODY_CHUNKED)
+			http1_chunked_init(&c->rs_ch);
+		if (c->rsf.body == HTTP1_BODY_NONE) {
+			response_done(c);
+			if (!c->closing)
+				http_client_input(c);
+		}
+	}
+}
+
+/*
+ * Client side: the first request.
+ */
+
+/* Answers the CONNECT with 200 and starts the TLS server handshake.  The
+ * common case (nothing pipelined after the CONNECT) replaces the plain
+ * bufferevent with a TLS one on the same socket; otherwise a TLS filter
+ * over the plain one consumes the bytes already read.  Returns 0, or -1
+ * when the connection was closed. */
+static int
+client_tls_start(struct conn *c, const char *sni_fallback)
+{
+	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	struct bufferevent *tls;
+	SSL *ssl;
+
+	if ((ssl = SSL_new(c->px->server_ctx)) == NULL) {
+		conn_close(c, NULL);
+		return -1;
+	}
+	tls_server_set_host(ssl, sni_fallback);
+	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0 &&
+	    send(c->cfd, ok, sizeof(ok) - 1, 0) == (ssize_t)sizeof(ok) - 1) {
+		/* The plain bufferevent does not own the socket. */
+		bufferevent_free(c->cbev);
+		c->cbev = NULL;
+		tls = bufferevent_openssl_socket_new(c->px->base, c->cfd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		if (tls != NULL)
+			c->cfd_close = 0;
+	} else {
+		evbuffer_add(
+		    bufferevent_get_output(c->cbev), ok, sizeof(ok) - 1);
+		tls = bufferevent_openssl_filter_new(c->px->base, c->cbev, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		if (tls != NULL)
+			c->cbev = NULL;
+	}
+	if (tls == NULL) {
+		SSL_free(ssl);
+		conn_close(c, NULL);
+		return -1;
+	}
+	c->cbev = tls;
+	c->tls = 1;
+	bufferevent_setcb(
+	    tls, client_read_cb, client_write_cb, client_event_cb, c);
+	bufferevent_setwatermark(tls, EV_READ, 0, HIGH_WATER);
+	set_timeouts(tls, TIMEOUT_HANDSHAKE_S, TIMEOUT_HANDSHAKE_S);
+	bufferevent_enable(tls, EV_READ | EV_WRITE);
+	return 0;
+}
+
+/* Splits "host:port" / "[v6]:port" of a CONNECT target. */
+static int
+parse_authority(const char *t, size_t len, char **host, int *port)
+{
+	char *s = xstrndup(t, len), *h;
+	int rc;
+
+	rc = config_parse_addr(s, &h, port);
+	free(s);
+	if (rc != 0 || h[0] == '\0' || *port <= 0) {
+		if (rc == 0)
+			free(h);
+		return -1;
+	}
+	*host = h;
+	return 0;
+}
+
+static void
+handle_connect(struct conn *c, const struct http1_request *req, size_t n)
+{
+	struct proxy *px = c->px;
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	int intercept;
+
+	if (parse_authority(req->target, req->target_len, &c->host, &c->port) !=
+	    0) {
+		fail_response(c, 400, "halton-meter: bad CONNECT target\n");
+		return;
+	}
+	str_lower(c->host);
+	/* Observers may read the CONNECT's headers (Proxy-Authorization
+	 * carries the tag); req dies with the drain. */
+	exchange_conn_set_connect(&c->xc, req);
+	evbuffer_drain(in, n);
+	if (str_casecmp(c->host, INTERCEPT_DOCTOR_HOST) == 0) {
+		c->mode = M_LOCAL;
+		(void)client_tls_start(c, c->host);
+		return;
+	}
+	intercept = c->port == 443 && px->server_ctx != NULL &&
+	    intercept_list_match(px->intercept, c->host);
+	if (intercept && px->ca != NULL && !ca_permits(px->ca, c->host)) {
+		log_info("%s: the CA's name constraints exclude it; tunnelling",
+		    c->host);
+		intercept = 0;
+	}
+	if (intercept && px->hooks != NULL && px->hooks->intercept != NULL)
+		intercept =
+		    px->hooks->intercept(px->hooks_arg, c->host, c->port);
+	if (!intercept) {
+		c->mode = M_TUNNEL;
+		/* Reading resumes once the upstream answers. */
+		bufferevent_disable(c->cbev, EV_READ);
+		upstream_connect(c, 0);
+		if (c->up == U_FAILED) {
+			char body[700];
+
+			snprintf(body, sizeof(body),
+			    "halton-meter: cannot "
+			    "reach %s:%d: %s\n",
+			    c->host, c->port, c->up_error);
+			fail_response(c, 502, body);
+		}
+		return;
+	}
+	c->mode = M_HTTP;
+	c->observe = 1;
+	c->rq = RQ_HEAD;
+	c->rs = RS_IDLE;
+	if (client_tls_start(c, c->host) == 0)
+		upstream_connect(c, 1);
+}
+
+static void
+handle_first_request(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct http1_request req;
+	size_t len = evbuffer_get_length(in);
+	int n;
+
+	if (len > HTTP1_MAX_HEAD)
+		len = HTTP1_MAX_HEAD;
+	n = http1_parse_request(
+	    (const char *)evbuffer_pullup(in, (ev_ssize_t)len), len, &req);
+	if (n == HTTP1_NEED_MORE)
+		return;
+	if (n == HTTP1_TOO_LARGE) {
+		fail_response(c, 431, "halton-meter: request head too large\n");
+		return;
+	}
+	if (n < 0) {
+		fail_response(c, 400, "halton-meter: malformed request\n");
+		return;
+	}
+	if (req.method_len == 7 && memcmp(req.method, "CONNECT", 7) == 0) {
+		handle_connect(c, &req, (size_t)n);
+		return;
+	}
+	/* Absolute-form (HTTP_PROXY clients) and the daemon's own pages
+	 * share the HTTP relay. */
+	c->mode = M_HTTP;
+	c->absolute = 1;
+	c->rq = RQ_HEAD;
+	c->rs = RS_IDLE;
+	http_client_input(c);
+}
+
+static void
+client_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	c->last_activity = time_mono_ms();
+	switch (c->mode) {
+	case M_FIRST:
+		handle_first_request(c);
+		break;
+	case M_TUNNEL:
+	case M_UPGRADED:
+		if (c->up == U_READY)
+			opaque_relay(c, 1);
+		break;
+	case M_HTTP:
+	case M_LOCAL:
+		http_client_input(c);
+		break;
+	}
+}
+
+static void
+client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closing) {
+		if (client_flushed(c))
+			conn_close(c, NULL);
+		return;
+	}
+	if (c->paused_upstream && c->ubev != NULL) {
+		/* The client drained below the low-water mark. */
+		c->paused_upstream = 0;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(c->ubev, EV_READ);
+		if (c->mode == M_HTTP)
+			http_upstream_input(c);
+		else
+			opaque_relay(c, 0);
+	}
+}
+
+static void
+upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	c->last_activity = time_mono_ms();
+	if (c->up == U_PROXY) {
+		upstream_proxy_answer(c);
+		return;
+	}
+	if (c->mode == M_HTTP)
+		http_upstream_input(c);
+	else
+		opaque_relay(c, 0);
+}
+
+static void
+upstream_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->drain_upstream) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+			return;
+		if (c->drain_upstream == 2) {
+			/* Tunnel: pass the client's half-close on and keep
+			 * relaying the answer until the server closes. */
+			shutdown(bufferevent_getfd(bev), SHUT_WR);
+			c->drain_upstream = 3;
+		} else if (c->drain_upstream == 1)
+			conn_close(c, NULL);
+		return;
+	}
+	if (c->paused_client) {
+		c->paused_client = 0;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(c->cbev, EV_READ);
+		if (c->mode == M_HTTP)
+			http_client_input(c);
+		else
+			opaque_relay(c, 1);
+	}
+}
+
+static void
+client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The intercepted TLS handshake completed. */
+		set_timeouts(bev, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
+		return;
+	}
+	if (c->closing) {
+		conn_close(c, NULL);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if ((c->mode == M_TUNNEL || c->mode == M_UPGRADED) &&
+		    time_mono_ms() - c->last_activity <
+		        TIMEOUT_STREAM_S * 1000ULL) {
+			bufferevent_enable(bev, EV_READ | EV_WRITE);
+			return;
+		}
+		conn_close(c, "client: timeout");
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) &&
+	    (c->mode == M_TUNNEL || c->mode == M_UPGRADED) && c->ubev != NULL &&
+	    c->up == U_READY) {
+		/* Forward the rest, then close both. */
+		opaque_relay(c, 1);
+		if (c->mode == M_TUNNEL) {
+			/* Half-close: the server may still answer. */
+			bufferevent_disable(bev, EV_READ);
+			c->drain_upstream = 2;
+			bufferevent_setwatermark(c->ubev, EV_WRITE, 0, 0);
+			if (evbuffer_get_length(
+			        bufferevent_get_output(c->ubev)) == 0)
+				upstream_write_cb(c->ubev, c);
+			return;
+		}
+		exchange_end(c, NULL);
+		if (evbuffer_get_length(bufferevent_get_output(c->ubev)) > 0) {
+			/* upstream_write_cb closes once it is delivered. */
+			c->drain_upstream = 1;
+			bufferevent_disable(bev, EV_READ);
+			bufferevent_setwatermark(c->ubev, EV_WRITE, 0, 0);
+			return;
+		}
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+
+		if (e != 0)
+			log_debug("conn %llu: client TLS: %s",
+			    (unsigned long long)c->xc.id,
+			    ERR_reason_error_string(e));
+	}
+	/* A client that leaves mid-exchange takes its upstream with it. */
+	conn_close(c, "client closed");
+}
+
+/*
+ * Listener.
+ */
+
+static void
+endpoint_string(const struct sockaddr *sa, char *buf, size_t len, int *port)
+{
+	buf[0] = '\0';
+	*port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, buf, (socklen_t)len);
+		*port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, buf, (socklen_t)len);
+		*port = ntohs(in6->sin6_port);
+	}
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct proxy *px = arg;
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	struct conn *c;
+
+	c = xcalloc(1, sizeof(*c));
+	c->px = px;
+	c->xc.id = ++px->next_id;
+	endpoint_string(sa, c->xc.client_addr, sizeof(c->xc.client_addr),
+	    &c->xc.client_port);
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+		endpoint_string((struct sockaddr *)&local, c->xc.local_addr,
+		    sizeof(c->xc.local_addr), &c->xc.local_port);
+	c->mode = M_FIRST;
+	c->last_activity = time_mono_ms();
+	set_nodelay(fd);
+	/* The plain bufferevent does not own the socket, so that an
+	 * intercepted connection can swap it for a TLS one. */
+	c->cfd = fd;
+	c->cfd_close = 1;
+	c->cbev = bufferevent_socket_new(px->base, fd, BEV_OPT_DEFER_CALLBACKS);
+	if (c->cbev == NULL) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	c->next = px->conns;
+	if (px->conns != NULL)
+		px->conns->prev = c;
+	px->conns = c;
+	px->nconns++;
+	bufferevent_setcb(
+	    c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, HIGH_WATER);
+	set_timeouts(c->cbev, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	if (px->nconns >= (size_t)px->max_connections && !px->accept_paused) {
+		log_warnx("%zu connections: pausing accept", px->nconns);
+		px->accept_paused = 1;
+		evconnlistener_disable(px->listener);
+	}
+}
+
+static void
+accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *px = arg;
+
+	if (!px->shutting_down && !px->accept_paused)
+		evconnlistener_enable(px->listener);
+}
+
+/* accept(2) failed, usually EMFILE/ENFILE: pause for a second instead of
+ * spinning or exiting. */
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct proxy *px = arg;
+	struct timeval tv = {1, 0};
+
+	log_warn("accept");
+	evconnlistener_disable(l);
+	evtimer_add(px->accept_retry, &tv);
+}
+
+static int
+parse_connect_to(struct proxy *px, const struct strlist *l, char **cause)
+{
+	size_t i;
+
+	if (l == NULL)
+		return 0;
+	px->cto = xcalloc(l->n ? l->n : 1, sizeof(*px->cto));
+	for (i = 0; i < l->n; i++) {
+		char *s = xstrdup(l->v[i]), *f[4], *p = s;
+		long long v[2] = {0, 0};
+		int k;
+
+		for (k = 0; k < 4; k++) {
+			f[k] = p;
+			if (k < 3) {
+				if ((p = strchr(p, ':')) == NULL)
+					break;
+				*p++ = '\0';
+			}
+		}
+		if (k < 4 ||
+		    (f[1][0] != '\0' &&
+		        str_to_ll(f[1], 1, 65535, &v[0]) != 0) ||
+		    (f[3][0] != '\0' &&
+		        str_to_ll(f[3], 1, 65535, &v[1]) != 0)) {
+			*cause = xasprintf("bad --connect-to '%s' (want "
+			                   "HOST:PORT:HOST2:PORT2)",
+			    l->v[i]);
+			free(s);
+			return -1;
+		}
+		px->cto[px->ncto].host = xstrdup(f[0]);
+		px->cto[px->ncto].port = (int)v[0];
+		px->cto[px->ncto].host2 = xstrdup(f[2]);
+		px->cto[px->ncto].port2 = (int)v[1];
+		px->ncto++;
+		free(s);
+	}
+	return 0;
+}
+
+int
+proxy_new(struct proxy **out, struct event_base *base,
+    const struct proxy_options *o, char **cause)
+{
+	struct proxy *px;
+	struct evutil_addrinfo hints, *ai = NULL;
+	char portstr[16];
+	int rc;
+
+	*out = NULL;
+	*cause = NULL;
+	px = xcalloc(1, sizeof(*px));
+	px->base = base;
+	px->max_connections = o->max_connections > 0 ? o->max_connections
+	                                             : CONFIG_DEFAULT_MAX_CONN;
+	px->intercept = o->intercept;
+	px->ca = o->ca;
+	px->server_ctx = o->server_ctx;
+	px->client_ctx = o->client_ctx;
+	px->hooks = o->hooks;
+	px->hooks_arg = o->hooks_arg;
+	px->local = o->local;
+	px->local_arg = o->local_arg;
+	px->started_ms = time_mono_ms();
+	px->reaper = event_new(base, -1, 0, reaper_cb, px);
+	px->trim_timer = evtimer_new(base, trim_cb, px);
+	if (parse_connect_to(px, o->connect_to, cause) != 0)
+		goto fail;
+	if (o->upstream_proxy != NULL) {
+		const char *u = o->upstream_proxy;
+
+		if (str_ncasecmp(u, "http://", 7) == 0)
+			u += 7;
+		char *s = xstrdup(u), *slash = strchr(s, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		if (config_parse_addr(s, &px->uproxy_host, &px->uproxy_port) !=
+		    0) {
+			*cause = xasprintf(
+			    "bad upstream_proxy '%s'", o->upstream_proxy);
+			free(s);
+			goto fail;
+		}
+		free(s);
+	}
+	if ((px->dns = evdns_base_new(
+	         base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL &&
+	    (px->dns = evdns_base_new(base, 0)) == NULL) {
+		*cause = xstrdup("cannot initialise DNS");
+		goto fail;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+	snprintf(portstr, sizeof(portstr), "%d", o->listen_port);
+	if ((rc = evutil_getaddrinfo(o->listen_host, portstr, &hints, &ai)) !=
+	    0) {
+		*cause = xasprintf(
+		    "listen %s: %s", o->listen_host, evutil_gai_strerror(rc));
+		goto fail;
+	}
+	px->listener = evconnlistener_new_bind(base, accept_cb, px,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    512, ai->ai_addr, (int)ai->ai_addrlen);
+	evutil_freeaddrinfo(ai);
+	if (px->listener == NULL) {
+		*cause = xasprintf("listen %s:%d: %s", o->listen_host,
+		    o->listen_port, strerror(errno));
+		goto fail;
+	}
+	evconnlistener_set_error_cb(px->listener, accept_error_cb);
+	px->accept_retry = evtimer_new(base, accept_retry_cb, px);
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char tmp[64];
+
+		if (getsockname(evconnlistener_get_fd(px->listener),
+		        (struct sockaddr *)&ss, &sl) == 0)
+			endpoint_string((struct sockaddr *)&ss, tmp,
+			    sizeof(tmp), &px->port);
+	}
+	*out = px;
+	return 0;
+fail:
+	proxy_free(px);
+	return -1;
+}
+
+void
+proxy_free(struct proxy *px)
+{
+	size_t i;
+
+	if (px == NULL)
+		return;
+	px->shutdown_done = NULL;
+	while (px->conns != NULL)
+		conn_close(px->conns, "shutdown");
+	if (px->listener != NULL)
+		evconnlistener_free(px->listener);
+	if (px->accept_retry != NULL)
+		event_free(px->accept_retry);
+	if (px->shutdown_timer != NULL)
+		event_free(px->shutdown_timer);
+	if (px->dns != NULL)
+		evdns_base_free(px->dns, 0);
+	reap(px);
+	if (px->reaper != NULL)
+		event_free(px->reaper);
+	if (px->trim_timer != NULL)
+		event_free(px->trim_timer);
+	for (i = 0; i < px->ncto; i++) {
+		free(px->cto[i].host);
+		free(px->cto[i].host2);
+	}
+	free(px->cto);
+	free(px->uproxy_host);
+	free(px);
+}
+
+struct event_base *
+proxy_base(const struct proxy *px)
+{
+	return px->base;
+}
+
+void
+proxy_set_intercept(struct proxy *px, const struct intercept_list *l)
+{
+	px->intercept = l;
+}
+
+size_t
+proxy_connections(const struct proxy *px)
+{
+	return px->nconns;
+}
+
+uint64_t
+proxy_exchanges(const struct proxy *px)
+{
+	return px->nexchanges;
+}
+
+int
+proxy_port(const struct proxy *px)
+{
+	return px->port;
+}
+
+static void
+shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *px = arg;
+	void (*done)(void *) = px->shutdown_done;
+
+	log_info("shutdown: closing %zu remaining connection(s)", px->nconns);
+	px->shutdown_done = NULL;
+	while (px->conns != NULL)
+		conn_close(px->conns, "shutdown");
+	if (done != NULL)
+		done(px->shutdown_arg);
+}
+
+void
+proxy_shutdown(struct proxy *px, int timeout_s, void (*done)(void *), void *arg)
+{
+	struct timeval tv = {timeout_s, 0};
+	struct conn *c, *next;
+
+	if (px->shutting_down)
+		return;
+	px->shutting_down = 1;
+	px->shutdown_done = done;
+	px->shutdown_arg = arg;
+	evconnlistener_disable(px->listener);
+	/* Idle connections go now; active exchanges may finish (their
+	 * keep-alive is refused by response_done). */
+	for (c = px->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->ex == NULL && c->mode != M_TUNNEL &&
+		    c->mode != M_UPGRADED && !c->closing)
+			conn_close(c, NULL);
+	}
+	if (px->nconns == 0) {
+		px->shutdown_done = NULL;
+		if (done != NULL)
+			done(arg);
+		return;
+	}
+	px->shutdown_timer = evtimer_new(px->base, shutdown_timer_cb, px);
+	evtimer_add(px->shutdown_timer, &tv);
+}
