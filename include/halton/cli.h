@@ -45,5 +45,20 @@ const struct cmd *cli_find(const char *);
 extern const struct cmd cmd_help;
 extern const struct cmd cmd_version;
 extern const struct cmd cmd_config;
+extern const struct cmd cmd_daemon;
+extern const struct cmd cmd_init;
+extern const struct cmd cmd_run;
+extern const struct cmd cmd_env;
+extern const struct cmd cmd_uninstall;
+extern const struct cmd cmd_doctor;
+
+/* The env-only part of init, quietly (run uses it when there is no CA
+ * yet).  Returns 0 or 1 (problems were printed). */
+int cmd_init_env_only(const struct cmd *, const struct config *);
+extern const struct cmd cmd_log;
+extern const struct cmd cmd_report;
+extern const struct cmd cmd_status;
+extern const struct cmd cmd_prices;
+extern const struct cmd cmd_dashboard;
 
 #endif

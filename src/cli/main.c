@@ -15,6 +15,17 @@ static const struct cmd *const commands[] = {
 	&cmd_help,
 	&cmd_version,
 	&cmd_config,
+	&cmd_daemon,
+	&cmd_init,
+	&cmd_run,
+	&cmd_env,
+	&cmd_uninstall,
+	&cmd_doctor,
+	&cmd_log,
+	&cmd_report,
+	&cmd_status,
+	&cmd_prices,
+	&cmd_dashboard,
 	NULL,
 };
 
