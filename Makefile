@@ -102,6 +102,7 @@ check: $(TEST_BINS) $(BIN)
 	@sh tests/unit/run.sh $(TEST_BINS)
 
 e2e: $(BIN) tools
+	@sh scripts/e2e-setup.sh
 	cd tests/e2e && HALTON_METER_BIN=$(abspath $(BIN)) \
 	    HALTON_METER_TOOLS=$(CURDIR)/$(BUILD)/tools \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) .

@@ -65,8 +65,11 @@ envvars_proxy_url(const char *host, int port, const char *tag)
 	v6 = strchr(h, ':') != NULL;
 	if (tag != NULL && tag[0] != '\0')
 		user = envvars_url_escape(tag);
+	/* The tag travels as the proxy user name.  A password must be there
+	 * too: python-requests and undici send no Proxy-Authorization for a
+	 * user without one.  It is a constant, not a secret. */
 	url = xasprintf("http://%s%s%s%s%s:%d", user != NULL ? user : "",
-	    user != NULL ? "@" : "", v6 ? "[" : "", h, v6 ? "]" : "", port);
+	    user != NULL ? ":tag@" : "", v6 ? "[" : "", h, v6 ? "]" : "", port);
 	free(user);
 	return url;
 }

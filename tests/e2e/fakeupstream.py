@@ -33,6 +33,9 @@ ctx.reset().  Built-in routes:
     /big?mib=N                    N MiB chunked (one random 1 MiB block
                                   repeated; X-Block-Sha256 names it)
 
+METER_ROUTES (routes=METER_ROUTES) serves real-format LLM answers with
+known usage instead, for the metering tests: see "meter handlers" below.
+
 Standalone: python3 fakeupstream.py --port 8443 --certdir /tmp/pki
 (the PKI is created in certdir when missing; --fault KIND serves a fault
 certificate, --tls10 serves TLS 1.0 only, --plain serves plain HTTP).
@@ -51,6 +54,7 @@ import threading
 import time
 import urllib.parse
 import warnings
+import zlib
 
 from pki import FAULTS, HOSTS, PKI
 
@@ -414,6 +418,458 @@ DEFAULT_ROUTES = {
     "/nobody": h_nobody,
     "/trailers": h_trailers,
     "/big": h_big,
+}
+
+
+# ----------------------------------------------------------- meter handlers
+#
+# Real-format LLM API responses with known token usage, for the metering
+# tests (tests/e2e/test_meter_*.py).  They are NOT in DEFAULT_ROUTES (the
+# engine tests keep the simple handlers above): a FakeUpstream made with
+# routes=METER_ROUTES serves them.
+#
+# Every response carries a request id where the provider puts it (header
+# request-id, x-request-id, x-amzn-RequestId; Gemini's body responseId):
+# the value of the request's X-Test-Id header when there is one, else a
+# fresh one.  X-Fake-Status: 429 or 529
+# turns the answer into that provider's error body.  A request that accepts
+# gzip gets a gzip body; streams are one gzip member flushed (Z_SYNC_FLUSH)
+# after every event, each flush in its own HTTP chunk, the way
+# api.anthropic.com sends SSE to Claude Code.  X-Fake-Delay: S sleeps S
+# seconds before the last event (for tests that act mid-stream).
+# X-Fake-Text: TEXT replaces the completion text (streams send it in two
+# deltas, split at its middle blank).
+#
+# The raw usage objects each handler sends are in METER_USAGE; the tests
+# state the normalised numbers they expect from them.
+
+METER_USAGE = {
+    "anthropic": {
+        "input_tokens": 1234, "output_tokens": 56,
+        "cache_creation_input_tokens": 300, "cache_read_input_tokens": 4000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 200,
+                           "ephemeral_1h_input_tokens": 100},
+        "service_tier": "standard"},
+    # message_start, then ONE cumulative message_delta that repeats the
+    # input fields (summing would double them) and raises output to 89.
+    "anthropic_stream_start": {
+        "input_tokens": 2100, "output_tokens": 1,
+        "cache_creation_input_tokens": 0, "cache_read_input_tokens": 512,
+        "service_tier": "standard"},
+    "anthropic_stream_delta": {
+        "input_tokens": 2100, "output_tokens": 89,
+        "cache_creation_input_tokens": 0, "cache_read_input_tokens": 512},
+    "anthropic_count_tokens": {"input_tokens": 321},
+    "openai_chat": {
+        "prompt_tokens": 1500, "completion_tokens": 250, "total_tokens": 1750,
+        "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 64,
+                                      "audio_tokens": 0}},
+    "openai_chat_stream": {
+        "prompt_tokens": 900, "completion_tokens": 77, "total_tokens": 977,
+        "prompt_tokens_details": {"cached_tokens": 128},
+        "completion_tokens_details": {"reasoning_tokens": 0}},
+    "openai_responses": {
+        "input_tokens": 3000, "input_tokens_details": {"cached_tokens": 2048},
+        "output_tokens": 400,
+        "output_tokens_details": {"reasoning_tokens": 128},
+        "total_tokens": 3400},
+    # Gemini usageMetadata is cumulative: the last chunk's wins.
+    "gemini_stream": [
+        {"promptTokenCount": 820, "cachedContentTokenCount": 300,
+         "candidatesTokenCount": 5, "totalTokenCount": 825},
+        {"promptTokenCount": 820, "cachedContentTokenCount": 300,
+         "candidatesTokenCount": 20, "thoughtsTokenCount": 60,
+         "totalTokenCount": 900},
+        {"promptTokenCount": 820, "cachedContentTokenCount": 300,
+         "candidatesTokenCount": 45, "thoughtsTokenCount": 60,
+         "totalTokenCount": 925}],
+    "gemini": {"promptTokenCount": 150, "cachedContentTokenCount": 0,
+               "candidatesTokenCount": 30, "thoughtsTokenCount": 12,
+               "totalTokenCount": 192},
+    "bedrock_stream_start": {"input_tokens": 700, "output_tokens": 1},
+    "bedrock_stream_delta": {"output_tokens": 66},
+    "bedrock_metrics": {"inputTokenCount": 700, "outputTokenCount": 66,
+                        "invocationLatency": 812, "firstByteLatency": 301},
+}
+
+_meter_seq = [0]
+_meter_seq_lock = threading.Lock()
+
+
+def _test_id(ctx, prefix):
+    v = ctx.req.header("X-Test-Id")
+    if v:
+        return v
+    with _meter_seq_lock:
+        _meter_seq[0] += 1
+        n = _meter_seq[0]
+    return "%s%08d%s" % (prefix, n, os.urandom(4).hex())
+
+
+def _req_json(ctx):
+    try:
+        v = json.loads(ctx.body or b"{}")
+    except ValueError:
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
+def _accepts_gzip(ctx):
+    for tok in (ctx.req.header("Accept-Encoding") or "").split(","):
+        name, _, params = tok.strip().partition(";")
+        if name.strip().lower() == "gzip" and \
+                params.replace(" ", "") not in ("q=0", "q=0.0"):
+            return True
+    return False
+
+
+def _json_reply(ctx, status, obj, headers, reason="OK"):
+    body = json.dumps(obj).encode()
+    h = list(headers)
+    if _accepts_gzip(ctx):
+        c = zlib.compressobj(6, zlib.DEFLATED, 31)
+        body = c.compress(body) + c.flush()
+        h.append(("Content-Encoding", "gzip"))
+    ctx.respond(status, body, h, reason=reason,
+                content_type="application/json")
+
+
+def _stream_pieces(ctx, pieces, headers, content_type):
+    """Sends pieces (bytes) as a chunked body, one chunk each, gzip'd
+    with a sync flush per piece when the client accepts gzip."""
+    h = list(headers)
+    comp = None
+    if _accepts_gzip(ctx):
+        comp = zlib.compressobj(6, zlib.DEFLATED, 31)
+        h.append(("Content-Encoding", "gzip"))
+    delay = float(ctx.req.header("X-Fake-Delay") or "0")
+    ctx.start_chunked(200, h, content_type=content_type)
+    for i, p in enumerate(pieces):
+        if delay and i == len(pieces) - 1:
+            time.sleep(delay)
+        if comp is not None:
+            p = comp.compress(p) + comp.flush(zlib.Z_SYNC_FLUSH)
+        ctx.chunk(p)
+    if comp is not None:
+        ctx.chunk(comp.flush())
+    ctx.end_chunked()
+
+
+def _sse(events, eol="\n"):
+    """[(name or None, obj or str)] -> list of SSE event bytes."""
+    out = []
+    for name, data in events:
+        s = ""
+        if name:
+            s += "event: %s%s" % (name, eol)
+        s += "data: %s%s%s" % (data if isinstance(data, str)
+                               else json.dumps(data), eol, eol)
+        out.append(s.encode())
+    return out
+
+
+def _text_parts(ctx, default):
+    """The completion text as (first half, second half)."""
+    t = ctx.req.header("X-Fake-Text") or default
+    i = t.find(" ", len(t) // 2)
+    return (t[:i + 1], t[i + 1:]) if i >= 0 else (t, "")
+
+
+def _fake_status(ctx):
+    v = ctx.req.header("X-Fake-Status")
+    return int(v) if v else 0
+
+
+_REASONS = {429: "Too Many Requests", 529: "Overloaded",
+            500: "Internal Server Error"}
+
+
+def hm_anthropic_messages(ctx):
+    rid = _test_id(ctx, "req_011Fake")
+    hdrs = [("request-id", rid), ("anthropic-organization-id", "org-fake"),
+            ("anthropic-ratelimit-requests-limit", "4000"),
+            ("anthropic-ratelimit-requests-remaining", "3999")]
+    req = _req_json(ctx)
+    st = _fake_status(ctx)
+    if st:
+        etype = {429: "rate_limit_error", 529: "overloaded_error"}.get(
+            st, "api_error")
+        _json_reply(ctx, st, {"type": "error", "error": {
+            "type": etype, "message": "fake %d" % st}, "request_id": rid},
+            hdrs, reason=_REASONS.get(st, "Error"))
+        return
+    model = str(req.get("model") or "claude-sonnet-4-5") + "-20250929"
+    if not req.get("stream"):
+        _json_reply(ctx, 200, {
+            "id": "msg_fake01", "type": "message", "role": "assistant",
+            "model": model,
+            "content": [{"type": "text",
+                         "text": "".join(_text_parts(ctx, "Fake answer."))}],
+            "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": METER_USAGE["anthropic"]}, hdrs)
+        return
+    start = json.dumps({"type": "message_start", "message": {
+        "id": "msg_fake02", "type": "message", "role": "assistant",
+        "model": model, "content": [], "stop_reason": None,
+        "stop_sequence": None,
+        "usage": METER_USAGE["anthropic_stream_start"]}})
+    # The API pads JSON with blanks inside the object.
+    start = start[:-1] + "              }"
+    t1, t2 = _text_parts(ctx, "Fake stream.")
+    events = [
+        ("message_start", start),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text",
+                                                   "text": ""}}),
+        ("ping", '{"type": "ping"}'),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta",
+                                           "text": t1}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta",
+                                           "text": t2}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta",
+                           "delta": {"stop_reason": "end_turn",
+                                     "stop_sequence": None},
+                           "usage": METER_USAGE["anthropic_stream_delta"]}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    _stream_pieces(ctx, _sse(events), hdrs,
+                   "text/event-stream; charset=utf-8")
+
+
+def hm_anthropic_count_tokens(ctx):
+    _json_reply(ctx, 200, METER_USAGE["anthropic_count_tokens"],
+                [("request-id", _test_id(ctx, "req_011Fake"))])
+
+
+def hm_openai_chat(ctx):
+    rid = _test_id(ctx, "req_fake")
+    hdrs = [("x-request-id", rid), ("openai-processing-ms", "42"),
+            ("x-ratelimit-limit-requests", "10000"),
+            ("x-ratelimit-remaining-requests", "9999")]
+    req = _req_json(ctx)
+    st = _fake_status(ctx)
+    if st:
+        _json_reply(ctx, st, {"error": {
+            "message": "You exceeded your current quota (fake).",
+            "type": "insufficient_quota", "param": None,
+            "code": "insufficient_quota"}}, hdrs,
+            reason=_REASONS.get(st, "Error"))
+        return
+    model = str(req.get("model") or "gpt-5") + "-2025-08-07"
+    cid = "chatcmpl-fake%s" % os.urandom(6).hex()
+    t1, t2 = _text_parts(ctx, "Fake answer." if not req.get("stream")
+                         else "Fake stream.")
+    if not req.get("stream"):
+        _json_reply(ctx, 200, {
+            "id": cid, "object": "chat.completion", "created": 1760000000,
+            "model": model,
+            "choices": [{"index": 0, "message": {
+                "role": "assistant", "content": t1 + t2,
+                "refusal": None}, "logprobs": None,
+                "finish_reason": "stop"}],
+            "usage": METER_USAGE["openai_chat"],
+            "service_tier": "default",
+            "system_fingerprint": None}, hdrs)
+        return
+    include = bool((req.get("stream_options") or {}).get("include_usage"))
+    base = {"id": cid, "object": "chat.completion.chunk",
+            "created": 1760000000, "model": model,
+            "service_tier": "default", "system_fingerprint": None}
+    if include:
+        base["usage"] = None
+    chunks = [
+        dict(base, choices=[{"index": 0, "delta": {
+            "role": "assistant", "content": "", "refusal": None},
+            "logprobs": None, "finish_reason": None}]),
+        dict(base, choices=[{"index": 0, "delta": {"content": t1},
+                             "logprobs": None, "finish_reason": None}]),
+        dict(base, choices=[{"index": 0, "delta": {"content": t2},
+                             "logprobs": None, "finish_reason": None}]),
+        dict(base, choices=[{"index": 0, "delta": {}, "logprobs": None,
+                             "finish_reason": "stop"}]),
+    ]
+    if include:
+        chunks.append(dict(base, choices=[],
+                           usage=METER_USAGE["openai_chat_stream"]))
+    events = [(None, c) for c in chunks] + [(None, "[DONE]")]
+    _stream_pieces(ctx, _sse(events), hdrs, "text/event-stream")
+
+
+def hm_openai_responses(ctx):
+    rid = _test_id(ctx, "req_fake")
+    hdrs = [("x-request-id", rid)]
+    req = _req_json(ctx)
+    model = str(req.get("model") or "gpt-5") + "-2025-08-07"
+    resp_id = "resp_fake%s" % os.urandom(8).hex()
+    text = "".join(_text_parts(ctx, "Fake answer."))
+    msg = {"id": "msg_fake03", "type": "message", "status": "completed",
+           "role": "assistant", "content": [{
+               "type": "output_text", "text": text,
+               "annotations": [], "logprobs": []}]}
+    resp = {"id": resp_id, "object": "response", "created_at": 1760000000,
+            "status": "in_progress", "model": model, "output": [],
+            "usage": None, "error": None, "incomplete_details": None,
+            "parallel_tool_calls": True, "tools": [], "text": {
+                "format": {"type": "text"}}}
+    done = dict(resp, status="completed", output=[msg],
+                usage=METER_USAGE["openai_responses"])
+    if not req.get("stream"):
+        _json_reply(ctx, 200, done, hdrs)
+        return
+    evs = [
+        {"type": "response.created", "sequence_number": 0,
+         "response": resp},
+        {"type": "response.in_progress", "sequence_number": 1,
+         "response": resp},
+        {"type": "response.output_item.added", "sequence_number": 2,
+         "output_index": 0, "item": dict(msg, status="in_progress",
+                                         content=[])},
+        {"type": "response.output_text.delta", "sequence_number": 3,
+         "item_id": "msg_fake03", "output_index": 0, "content_index": 0,
+         "delta": text, "logprobs": []},
+        {"type": "response.output_text.done", "sequence_number": 4,
+         "item_id": "msg_fake03", "output_index": 0, "content_index": 0,
+         "text": text, "logprobs": []},
+        {"type": "response.output_item.done", "sequence_number": 5,
+         "output_index": 0, "item": msg},
+        {"type": "response.completed", "sequence_number": 6,
+         "response": done},
+    ]
+    _stream_pieces(ctx, _sse([(e["type"], e) for e in evs]), hdrs,
+                   "text/event-stream; charset=utf-8")
+
+
+def hm_gemini(ctx):
+    """/v1beta/models/{model}:{generateContent|streamGenerateContent}"""
+    tail = ctx.req.path.split("/models/", 1)[-1]
+    model, _, method = tail.partition(":")
+    model = urllib.parse.unquote(model)
+    st = _fake_status(ctx)
+    rid = _test_id(ctx, "fakeResp")    # Gemini names it in the body only
+    hdrs = [("Vary", "Origin, X-Origin, Referer")]
+    if st:
+        _json_reply(ctx, st, {"error": {
+            "code": st, "message": "Resource has been exhausted (fake).",
+            "status": "RESOURCE_EXHAUSTED"}}, hdrs,
+            reason=_REASONS.get(st, "Error"))
+        return
+    version = model + "-001"
+
+    def chunk(text, usage, finish=None):
+        cand = {"content": {"parts": [{"text": text}], "role": "model"},
+                "index": 0}
+        if finish:
+            cand["finishReason"] = finish
+        return {"candidates": [cand], "usageMetadata": usage,
+                "modelVersion": version, "responseId": rid}
+
+    if method == "generateContent":
+        _json_reply(ctx, 200, chunk("Fake answer.", METER_USAGE["gemini"],
+                                    "STOP"), hdrs)
+        return
+    if method != "streamGenerateContent":
+        ctx.respond(404, json.dumps({"error": {"code": 404}}), hdrs,
+                    reason="Not Found", content_type="application/json")
+        return
+    us = METER_USAGE["gemini_stream"]
+    parts = [chunk("Fake ", us[0]), chunk("stream", us[1]),
+             chunk(".", us[2], "STOP")]
+    if ctx.query.get("alt") == "sse":
+        # Google ends SSE events with CRLF.
+        _stream_pieces(ctx, _sse([(None, p) for p in parts], eol="\r\n"),
+                       hdrs, "text/event-stream")
+        return
+    # Without alt=sse: one JSON array, pretty-printed, streamed.
+    pieces = []
+    for i, p in enumerate(parts):
+        pieces.append((("[" if i == 0 else "\r\n,\r\n")
+                       + json.dumps(p, indent=2)).encode())
+    pieces.append(b"\r\n]")
+    _stream_pieces(ctx, pieces, hdrs, "application/json; charset=UTF-8")
+
+
+def eventstream_frame(headers, payload):
+    """One AWS event-stream message: prelude + CRC, string headers,
+    payload, message CRC."""
+    hb = b""
+    for k, v in headers:
+        kb, vb = k.encode(), v.encode()
+        hb += struct.pack(">B", len(kb)) + kb + b"\x07" + \
+            struct.pack(">H", len(vb)) + vb
+    total = 12 + len(hb) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(hb))
+    prelude += struct.pack(">I", zlib.crc32(prelude) & 0xffffffff)
+    msg = prelude + hb + payload
+    return msg + struct.pack(">I", zlib.crc32(msg) & 0xffffffff)
+
+
+def hm_bedrock(ctx):
+    """/model/{modelId}/invoke and /invoke-with-response-stream, with
+    Anthropic payloads."""
+    tail = ctx.req.path[len("/model/"):]
+    model_id, _, op = tail.rpartition("/")
+    model_id = urllib.parse.unquote(model_id)
+    rid = _test_id(ctx, "")
+    hdrs = [("x-amzn-RequestId", rid)]
+    m = METER_USAGE
+    inner_model = "claude-3-5-sonnet-20240620"
+    if op == "invoke":
+        hdrs += [("X-Amzn-Bedrock-Input-Token-Count",
+                  str(m["bedrock_metrics"]["inputTokenCount"])),
+                 ("X-Amzn-Bedrock-Output-Token-Count",
+                  str(m["bedrock_metrics"]["outputTokenCount"]))]
+        _json_reply(ctx, 200, {
+            "id": "msg_bdrk_fake", "type": "message", "role": "assistant",
+            "model": inner_model, "content": [{"type": "text",
+                                               "text": "Fake."}],
+            "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": 700, "output_tokens": 66}}, hdrs)
+        return
+    if op != "invoke-with-response-stream":
+        ctx.respond(404, "{}", hdrs, reason="Not Found",
+                    content_type="application/json")
+        return
+    evs = [
+        {"type": "message_start", "message": {
+            "id": "msg_bdrk_fake", "type": "message", "role": "assistant",
+            "model": inner_model, "content": [], "stop_reason": None,
+            "stop_sequence": None, "usage": m["bedrock_stream_start"]}},
+        {"type": "content_block_start", "index": 0,
+         "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "text_delta", "text": "Fake."}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn",
+                                            "stop_sequence": None},
+         "usage": m["bedrock_stream_delta"]},
+        {"type": "message_stop",
+         "amazon-bedrock-invocationMetrics": m["bedrock_metrics"]},
+    ]
+    frames = []
+    for i, e in enumerate(evs):
+        payload = json.dumps({
+            "bytes": base64.b64encode(json.dumps(e).encode()).decode(),
+            "p": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"[:4 + i * 3]})
+        frames.append(eventstream_frame(
+            [(":event-type", "chunk"), (":content-type", "application/json"),
+             (":message-type", "event")], payload.encode()))
+    _stream_pieces(ctx, frames, hdrs + [
+        ("X-Amzn-Bedrock-Content-Type", "application/json")],
+        "application/vnd.amazon.eventstream")
+
+
+METER_ROUTES = {
+    "/v1/messages": hm_anthropic_messages,
+    "/v1/messages/count_tokens": hm_anthropic_count_tokens,
+    "/v1/chat/completions": hm_openai_chat,
+    "/v1/responses": hm_openai_responses,
+    "/v1beta/models": hm_gemini,
+    "/v1/models": hm_gemini,
+    "/model": hm_bedrock,
 }
 
 

@@ -61,7 +61,7 @@ def env_of(stdout):
 def expected(o, tag=None):
     sd = o.home / ".halton-meter"
     b = str(sd / "bundle.pem")
-    user = urllib.parse.quote(tag, safe="") + "@" if tag else ""
+    user = urllib.parse.quote(tag, safe="") + ":tag@" if tag else ""
     proxy = "http://%s127.0.0.1:%d" % (user, o.port)
     return {"SSL_CERT_FILE": b, "REQUESTS_CA_BUNDLE": b,
             "CURL_CA_BUNDLE": b, "GIT_SSL_CAINFO": b, "AWS_CA_BUNDLE": b,
@@ -99,7 +99,7 @@ def test_run_without_double_dash_and_tag(renv):
     assert r.returncode == 0, r.stderr
     got = env_of(r.stdout)
     assert got["HTTPS_PROXY"] == [
-        "http://team%%20a%%2Fb%%40c@127.0.0.1:%d" % o.port]
+        "http://team%%20a%%2Fb%%40c:tag@127.0.0.1:%d" % o.port]
     assert got["https_proxy"] == got["HTTPS_PROXY"]
     for k, v in expected(o, tag).items():
         assert got.get(k) == [v], k
@@ -223,7 +223,7 @@ def test_env_command(renv):
         assert got.get(k) == [v], k
     r = o.hm("env", "--shell", "fish", "--tag", "ci")
     assert r.returncode == 0
-    assert "set -gx HTTPS_PROXY 'http://ci@127.0.0.1:%d'\n" % o.port \
+    assert "set -gx HTTPS_PROXY 'http://ci:tag@127.0.0.1:%d'\n" % o.port \
         in r.stdout
     r = o.hm("env", extra_env={"SHELL": "/usr/bin/fish"})
     assert r.stdout.startswith("set -gx SSL_CERT_FILE ")

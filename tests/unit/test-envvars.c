@@ -66,7 +66,7 @@ test_envvars_listen_address(void)
 	CHECK_STR(envvars_get(&e, "HTTPS_PROXY"), "http://[::1]:8081");
 	envvars_free(&e);
 	build(&e, "[::]:8082", "t");
-	CHECK_STR(envvars_get(&e, "HTTPS_PROXY"), "http://t@[::1]:8082");
+	CHECK_STR(envvars_get(&e, "HTTPS_PROXY"), "http://t:tag@[::1]:8082");
 	envvars_free(&e);
 }
 
@@ -78,7 +78,7 @@ test_envvars_tag_escaped(void)
 
 	build(&e, NULL, "team a/b@c:d%");
 	CHECK_STR(envvars_get(&e, "HTTPS_PROXY"),
-	    "http://team%20a%2Fb%40c%3Ad%25@127.0.0.1:8081");
+	    "http://team%20a%2Fb%40c%3Ad%25:tag@127.0.0.1:8081");
 	envvars_free(&e);
 	s = envvars_url_escape("A-z_0.9~");
 	CHECK_STR(s, "A-z_0.9~");
