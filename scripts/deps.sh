@@ -7,7 +7,7 @@ set -eu
 DEB_PKGS="build-essential pkg-config clang libclang-rt-14-dev libssl-dev
 libevent-dev libsqlite3-dev libcjson-dev zlib1g-dev libbrotli-dev
 libzstd-dev python3 python3-pytest python3-requests python3-httpx
-python3-cryptography curl openssl nodejs npm sqlite3 git"
+python3-cryptography curl openssl nodejs npm sqlite3 git chromium"
 RPM_PKGS="gcc make pkgconf-pkg-config clang compiler-rt openssl-devel
 libevent-devel sqlite-devel cjson-devel zlib-devel brotli-devel libzstd-devel
 python3 python3-pytest python3-requests python3-httpx python3-cryptography
