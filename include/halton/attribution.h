@@ -72,6 +72,13 @@ char *attribution_project(const char *dir);
 int attribution_process_lookup(const char *client_addr, int client_port,
     const char *server_addr, int server_port, struct attribution_process *);
 
+/*
+ * Linux: 1 (the default) finds the socket through NETLINK_SOCK_DIAG, 0
+ * forces the /proc/net/tcp{,6} scan (which is also the fallback when
+ * netlink cannot answer).  For tests; a no-op elsewhere.
+ */
+void attribution_set_sock_diag(int);
+
 /* Fills process, cwd and project of pid (pid must be set). Platform. */
 int attribution_process_describe(int64_t pid, struct attribution_process *);
 

@@ -74,6 +74,9 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon_state *d = arg;
 
+	/* Records that waited for their process lookup go in now. */
+	if (d->meter != NULL)
+		meter_poll(d->meter);
 	switch (store_flush(d->store)) {
 	case STORE_FLUSH_DONE:
 		break;
@@ -84,6 +87,15 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		flush_schedule(d, 0);
 		break;
 	}
+	if (d->meter != NULL && meter_pending(d->meter) > 0)
+		flush_schedule(d, 0);
+}
+
+/* The meter has a record waiting for its process lookup: poll soon. */
+static void
+meter_poll_cb(void *arg)
+{
+	flush_schedule(arg, 0);
 }
 
 /* The meter's finished record: journal + queue, never SQLite here. */
@@ -430,6 +442,7 @@ daemon_exec(const struct cmd *self, int argc, char **argv)
 		mo.resolve_process = 1;
 		mo.intercept = intercept_cb;
 		mo.intercept_arg = &d;
+		mo.poll_cb = meter_poll_cb;
 		d.meter = meter_new(&mo, record_cb, ratelimit_cb, &d);
 	}
 	d.flush_timer = evtimer_new(d.base, flush_cb, &d);

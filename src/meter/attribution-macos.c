@@ -107,6 +107,12 @@ pid_has_socket(
 	return found;
 }
 
+void
+attribution_set_sock_diag(int on)
+{
+	(void)on;
+}
+
 int
 attribution_process_describe(int64_t pid, struct attribution_process *out)
 {

@@ -9,11 +9,21 @@
  * bytes, status, errors, attribution) and handed to the record callback.
  * Everything works on a copy of the bytes and never fails the relay: a
  * meter error ends up in the record's error column, nowhere else.
+ *
+ * The client process is looked up off the event loop: the first exchange
+ * of a client connection queues one lookup for the meter's worker thread
+ * (started by meter_new when resolve_process is set) and goes on.  A record
+ * that ends before its lookup is done waits in the meter's "awaiting" list and
+ * is emitted by meter_poll() (or meter_free()) once the lookup has finished.
  */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cJSON.h"
 #include "halton/attribution.h"
@@ -22,6 +32,7 @@
 #include "halton/eventstream.h"
 #include "halton/exchange.h"
 #include "halton/jsonarray.h"
+#include "halton/log.h"
 #include "halton/meter.h"
 #include "halton/provider.h"
 #include "halton/sse.h"
@@ -35,6 +46,12 @@
 #define METER_SNIFF_MAX 4096
 /* Most request headers the hooks copy for one exchange. */
 #define METER_MAX_HEADERS 256
+/* Longest the end hook waits for a lookup that is still running.  The
+ * response's last bytes are still in the proxy's output buffer then, so a
+ * client that exits as soon as it has them (curl against a fast upstream)
+ * is still there to be found; past this the record waits in the meter
+ * instead and the loop goes on. */
+#define METER_LOOKUP_WAIT_US 2000
 
 enum framing {
 	FRAME_NONE,        /* nothing to meter in this body */
@@ -47,12 +64,62 @@ enum framing {
 	FRAME_WS           /* WebSocket messages after a 101 */
 };
 
+enum lookup_state {
+	LOOKUP_QUEUED,  /* in the worker's queue */
+	LOOKUP_RUNNING, /* the worker is scanning the process table */
+	LOOKUP_DONE     /* proc is final (pid -1 if the lookup failed) */
+};
+
+/*
+ * One client connection's process lookup.  Shared between the event loop
+ * (the connection's cache, records awaiting it) and the worker (while it
+ * is queued or running), hence the atomic reference count; the last
+ * reference frees it, whichever thread drops it.  The endpoints never
+ * change after creation; state, proc and next are guarded by the meter's
+ * lock until state is LOOKUP_DONE, after which proc is read-only.
+ */
+struct meter_lookup {
+	atomic_int refs;
+	enum lookup_state state;
+	char client_addr[64];
+	int client_port;
+	char local_addr[64];
+	int local_port;
+	struct attribution_process proc;
+	struct meter_lookup *next; /* queue link */
+};
+
+/* A finished record whose lookup is still running. */
+struct meter_awaiting {
+	struct usage_record *rec;
+	struct meter_lookup *lookup;
+	struct meter_awaiting *next;
+};
+
 struct meter {
 	struct meter_options opt;
 	meter_record_cb record_cb;
 	meter_ratelimit_cb ratelimit_cb;
 	void *arg;
 	uint64_t records;
+
+	/* Records waiting for their lookup, oldest first (loop only). */
+	struct meter_awaiting *awaiting;
+	struct meter_awaiting **awaiting_tail;
+	size_t nawaiting;
+
+	/* The lookup worker; lock guards everything below it and the
+	 * state of every queued or running lookup. */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_cond_t done; /* a lookup finished */
+	pthread_t worker;
+	int worker_started;
+	int worker_failed;
+	int stopping;
+	struct meter_lookup *queue;
+	struct meter_lookup **queue_tail;
+	uint64_t lookups;
 };
 
 struct meter_exchange {
@@ -87,6 +154,9 @@ struct meter_exchange {
 	char *parse_error;
 	int finishing; /* the body ended: a partial event is a cut */
 
+	/* The client connection's process lookup (a reference), or NULL. */
+	struct meter_lookup *lookup;
+
 	/* WebSocket. */
 	struct ws *ws_up;
 	struct ws *ws_down;
@@ -95,9 +165,10 @@ struct meter_exchange {
 	int64_t ws_started_ms;
 };
 
-/* The observer's per-client-connection cache. */
+/* The observer's per-client-connection cache: the connection's lookup
+ * (a reference), made once at its first exchange. */
 struct meter_conn {
-	struct attribution_process proc;
+	struct meter_lookup *lookup;
 };
 
 static size_t
@@ -105,6 +176,276 @@ meter_limit(const struct meter *m)
 {
 	return m->opt.body_limit != 0 ? m->opt.body_limit
 	                              : CONFIG_DEFAULT_BODY_LIMIT;
+}
+
+static void
+lookup_unref(struct meter_lookup *lk)
+{
+	if (lk == NULL)
+		return;
+	if (atomic_fetch_sub(&lk->refs, 1) == 1) {
+		attribution_process_free(&lk->proc);
+		free(lk);
+	}
+}
+
+static struct meter_lookup *
+lookup_ref(struct meter_lookup *lk)
+{
+	if (lk != NULL)
+		atomic_fetch_add(&lk->refs, 1);
+	return lk;
+}
+
+/*
+ * The worker: takes queued lookups oldest first and runs them outside the
+ * lock.  A lookup nobody holds any more (its connection closed and no
+ * record waits for it) is dropped unrun.  On stopping it still finishes
+ * the queue, so meter_free() emits every record with its process.
+ */
+static void *
+meter_worker(void *arg)
+{
+	struct meter *m = arg;
+	struct meter_lookup *lk;
+	struct attribution_process proc;
+	int (*lookup_fn)(
+	    const char *, int, const char *, int, struct attribution_process *);
+
+	lookup_fn =
+	    m->opt.lookup != NULL ? m->opt.lookup : attribution_process_lookup;
+	pthread_mutex_lock(&m->lock);
+	for (;;) {
+		while (m->queue == NULL && !m->stopping)
+			pthread_cond_wait(&m->wake, &m->lock);
+		if ((lk = m->queue) == NULL)
+			break; /* stopping, nothing left */
+		if ((m->queue = lk->next) == NULL)
+			m->queue_tail = &m->queue;
+		lk->next = NULL;
+		attribution_process_init(&proc);
+		if (atomic_load(&lk->refs) > 1) {
+			lk->state = LOOKUP_RUNNING;
+			m->lookups++;
+			pthread_mutex_unlock(&m->lock);
+			(void)lookup_fn(lk->client_addr, lk->client_port,
+			    lk->local_addr, lk->local_port, &proc);
+			pthread_mutex_lock(&m->lock);
+		}
+		lk->proc = proc;
+		lk->state = LOOKUP_DONE;
+		pthread_cond_broadcast(&m->done);
+		pthread_mutex_unlock(&m->lock);
+		lookup_unref(lk); /* the queue's reference */
+		pthread_mutex_lock(&m->lock);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+/* Starts the worker with every signal blocked (the loop's signal events
+ * stay the only receivers).  Called with the lock held. */
+static void
+meter_worker_start(struct meter *m)
+{
+	sigset_t all, old;
+	int error;
+
+	if (m->worker_started || m->worker_failed)
+		return;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	error = pthread_create(&m->worker, NULL, meter_worker, m);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (error != 0) {
+		log_warnx("meter: cannot start the process lookup thread: %s",
+		    strerror(error));
+		m->worker_failed = 1;
+		return;
+	}
+	m->worker_started = 1;
+}
+
+/*
+ * A new lookup for one client connection, queued for the worker; returns
+ * the caller's reference.  Never blocks: without a worker the lookup is
+ * done at once, unresolved (pid -1).
+ */
+static struct meter_lookup *
+lookup_queue(
+    struct meter *m, const char *caddr, int cport, const char *laddr, int lport)
+{
+	struct meter_lookup *lk = xcalloc(1, sizeof(*lk));
+
+	atomic_init(&lk->refs, 1);
+	attribution_process_init(&lk->proc);
+	snprintf(lk->client_addr, sizeof(lk->client_addr), "%s", caddr);
+	lk->client_port = cport;
+	snprintf(lk->local_addr, sizeof(lk->local_addr), "%s", laddr);
+	lk->local_port = lport;
+	pthread_mutex_lock(&m->lock);
+	meter_worker_start(m);
+	if (m->worker_started && !m->stopping) {
+		lk->state = LOOKUP_QUEUED;
+		*m->queue_tail = lookup_ref(lk);
+		m->queue_tail = &lk->next;
+		pthread_cond_signal(&m->wake);
+	} else {
+		lk->state = LOOKUP_DONE;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return lk;
+}
+
+static int
+lookup_done(struct meter *m, struct meter_lookup *lk)
+{
+	int done;
+
+	pthread_mutex_lock(&m->lock);
+	done = lk->state == LOOKUP_DONE;
+	pthread_mutex_unlock(&m->lock);
+	return done;
+}
+
+/*
+ * At the end of an exchange shorter than its connection's lookup: a
+ * lookup the worker has not started yet (it lost the CPU to the loop, on
+ * a busy machine) is taken out of the queue and run here, because a
+ * client that exits at once would be gone by the time the worker gets to
+ * it; one lookup costs a fraction of a millisecond (one sock_diag query
+ * and a newest-first /proc scan).  A lookup already running is waited
+ * for at most METER_LOOKUP_WAIT_US; after that its record waits in the
+ * awaiting list.
+ */
+static void
+lookup_wait_briefly(struct meter *m, struct meter_lookup *lk)
+{
+	struct meter_lookup **pp;
+	struct attribution_process proc;
+	struct timespec until;
+	int (*lookup_fn)(
+	    const char *, int, const char *, int, struct attribution_process *);
+
+	if (lk == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	if (lk->state == LOOKUP_QUEUED) {
+		for (pp = &m->queue; *pp != NULL && *pp != lk;
+		     pp = &(*pp)->next)
+			;
+		if (*pp == lk) {
+			if ((*pp = lk->next) == NULL)
+				m->queue_tail = pp;
+			lk->next = NULL;
+			lk->state = LOOKUP_RUNNING;
+			m->lookups++;
+			pthread_mutex_unlock(&m->lock);
+			lookup_fn = m->opt.lookup != NULL
+			    ? m->opt.lookup
+			    : attribution_process_lookup;
+			attribution_process_init(&proc);
+			(void)lookup_fn(lk->client_addr, lk->client_port,
+			    lk->local_addr, lk->local_port, &proc);
+			pthread_mutex_lock(&m->lock);
+			lk->proc = proc;
+			lk->state = LOOKUP_DONE;
+			pthread_cond_broadcast(&m->done);
+			pthread_mutex_unlock(&m->lock);
+			lookup_unref(lk); /* the queue's reference */
+			return;
+		}
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += METER_LOOKUP_WAIT_US * 1000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (lk->state != LOOKUP_DONE)
+		if (pthread_cond_timedwait(&m->done, &m->lock, &until) != 0)
+			break;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Hands a complete record over (its process already set). */
+static void
+record_hand_over(struct meter *m, struct usage_record *r)
+{
+	m->records++;
+	if (m->record_cb != NULL) {
+		m->record_cb(m->arg, r);
+	} else {
+		usage_record_free(r);
+		free(r);
+	}
+}
+
+/* Copies a finished lookup's process into a record. */
+static void
+record_set_process(struct usage_record *r, const struct attribution_process *p)
+{
+	r->pid = p->pid;
+	usage_set_str(&r->process, p->process);
+	usage_set_str(&r->cwd, p->cwd);
+	usage_set_str(&r->project, p->project);
+}
+
+/*
+ * Emits the awaiting records whose lookup is done, oldest first; all of
+ * them when force is set (meter_free, after the worker has ended).
+ */
+static void
+awaiting_drain(struct meter *m, int force)
+{
+	struct meter_awaiting *a, **ap = &m->awaiting;
+
+	while ((a = *ap) != NULL) {
+		if (!force && !lookup_done(m, a->lookup)) {
+			ap = &a->next;
+			continue;
+		}
+		*ap = a->next;
+		m->nawaiting--;
+		if (a->lookup->state == LOOKUP_DONE)
+			record_set_process(a->rec, &a->lookup->proc);
+		lookup_unref(a->lookup);
+		record_hand_over(m, a->rec);
+		free(a);
+	}
+	m->awaiting_tail = ap;
+}
+
+/*
+ * Emits a finished record: at once when its connection's lookup is done
+ * (or there is none), else it joins the awaiting list and the owner is
+ * asked to poll.  Records already waiting go first, so the records of one
+ * connection keep their order.
+ */
+static void
+record_deliver(struct meter *m, struct usage_record *r, struct meter_lookup *lk)
+{
+	struct meter_awaiting *a;
+
+	if (m->awaiting != NULL)
+		awaiting_drain(m, 0);
+	if (lk == NULL) {
+		record_hand_over(m, r);
+		return;
+	}
+	if (lookup_done(m, lk)) {
+		record_set_process(r, &lk->proc);
+		record_hand_over(m, r);
+		return;
+	}
+	a = xcalloc(1, sizeof(*a));
+	a->rec = r;
+	a->lookup = lookup_ref(lk);
+	*m->awaiting_tail = a;
+	m->awaiting_tail = &a->next;
+	m->nawaiting++;
+	if (m->opt.poll_cb != NULL)
+		m->opt.poll_cb(m->arg);
 }
 
 struct meter *
@@ -118,12 +459,61 @@ meter_new(const struct meter_options *opt, meter_record_cb record_cb,
 	m->record_cb = record_cb;
 	m->ratelimit_cb = ratelimit_cb;
 	m->arg = arg;
+	m->awaiting_tail = &m->awaiting;
+	m->queue_tail = &m->queue;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->wake, NULL);
+	pthread_cond_init(&m->done, NULL);
+	/* Started now, not at the first lookup: a client that is done in a
+	 * millisecond must not wait for a thread to be created. */
+	if (m->opt.resolve_process) {
+		pthread_mutex_lock(&m->lock);
+		meter_worker_start(m);
+		pthread_mutex_unlock(&m->lock);
+	}
 	return m;
+}
+
+void
+meter_poll(struct meter *m)
+{
+	if (m->awaiting != NULL)
+		awaiting_drain(m, 0);
+}
+
+size_t
+meter_pending(const struct meter *m)
+{
+	return m->nawaiting;
+}
+
+uint64_t
+meter_lookups(struct meter *m)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&m->lock);
+	n = m->lookups;
+	pthread_mutex_unlock(&m->lock);
+	return n;
 }
 
 void
 meter_free(struct meter *m)
 {
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->stopping = 1;
+	pthread_cond_broadcast(&m->wake);
+	pthread_mutex_unlock(&m->lock);
+	if (m->worker_started)
+		pthread_join(m->worker, NULL);
+	/* The worker finished the queue: every awaiting lookup is done. */
+	awaiting_drain(m, 1);
+	pthread_cond_destroy(&m->wake);
+	pthread_cond_destroy(&m->done);
+	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
 
@@ -816,13 +1206,7 @@ record_emit(struct meter_exchange *mx, const struct meter_end_info *end,
 	}
 	mx->rec = NULL;
 	mx->st.rec = NULL;
-	mx->m->records++;
-	if (mx->m->record_cb != NULL) {
-		mx->m->record_cb(mx->m->arg, r);
-	} else {
-		usage_record_free(r);
-		free(r);
-	}
+	record_deliver(mx->m, r, mx->lookup);
 }
 
 /* A WebSocket response completed: emit it and start the next record with
@@ -975,6 +1359,7 @@ meter_exchange_end(struct meter_exchange *mx, const struct meter_end_info *end)
 	free(mx->path);
 	free(mx->query);
 	free(mx->method);
+	lookup_unref(mx->lookup);
 	free(mx);
 }
 
@@ -986,7 +1371,7 @@ meter_conn_free_cb(void *p)
 {
 	struct meter_conn *c = p;
 
-	attribution_process_free(&c->proc);
+	lookup_unref(c->lookup);
 	free(c);
 }
 
@@ -1020,25 +1405,28 @@ collect_headers(
 	return i;
 }
 
-/* The process of the client connection, looked up once and cached. */
-static struct meter_conn *
-conn_attribution(struct meter *m, struct exchange *ex)
+/*
+ * The lookup of the exchange's client connection: queued at the
+ * connection's first exchange and cached on the connection; NULL when
+ * the meter does not resolve processes or the endpoint is unknown.
+ * Never waits for the lookup itself.
+ */
+static struct meter_lookup *
+conn_lookup(struct meter *m, struct exchange *ex)
 {
 	struct meter_conn *c = exchange_conn_data(ex);
 	char caddr[64], laddr[64];
 	int cport = 0, lport = 0;
 
 	if (c != NULL)
-		return c;
+		return c->lookup;
 	c = xcalloc(1, sizeof(*c));
-	attribution_process_init(&c->proc);
 	if (m->opt.resolve_process &&
 	    exchange_client_endpoint(ex, caddr, sizeof(caddr), &cport, laddr,
 	        sizeof(laddr), &lport) == 0)
-		(void)attribution_process_lookup(
-		    caddr, cport, laddr, lport, &c->proc);
+		c->lookup = lookup_queue(m, caddr, cport, laddr, lport);
 	exchange_set_conn_data(ex, c, meter_conn_free_cb);
-	return c;
+	return c->lookup;
 }
 
 static void
@@ -1048,7 +1436,6 @@ hook_request_head_cb(void *arg, struct exchange *ex)
 	struct meter_header h[METER_MAX_HEADERS];
 	struct meter_request_info ri;
 	struct meter_exchange *mx;
-	struct meter_conn *c;
 
 	memset(&ri, 0, sizeof(ri));
 	ri.host = exchange_host(ex);
@@ -1062,8 +1449,7 @@ hook_request_head_cb(void *arg, struct exchange *ex)
 	    exchange_connect_header(ex, "proxy-authorization");
 #endif
 	mx = meter_exchange_begin(m, &ri);
-	c = conn_attribution(m, ex);
-	meter_exchange_set_process(mx, &c->proc);
+	mx->lookup = lookup_ref(conn_lookup(m, ex));
 	exchange_set_data(ex, mx);
 }
 
@@ -1113,6 +1499,7 @@ hook_upgraded_cb(void *arg, struct exchange *ex, int to_upstream,
 static void
 hook_end_cb(void *arg, struct exchange *ex, const char *error)
 {
+	struct meter *m = arg;
 	struct meter_exchange *mx = exchange_data(ex);
 	struct meter_end_info end;
 	uint64_t start = exchange_started_us(ex);
@@ -1129,6 +1516,7 @@ hook_end_cb(void *arg, struct exchange *ex, const char *error)
 	end.bytes_up = exchange_bytes_up(ex);
 	end.bytes_down = exchange_bytes_down(ex);
 	exchange_set_data(ex, NULL);
+	lookup_wait_briefly(m, mx->lookup);
 	meter_exchange_end(mx, &end);
 }
 

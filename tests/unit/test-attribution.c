@@ -183,9 +183,48 @@ test_project(void)
 	CHECK_STR(attribution_project("relative/dir"), NULL);
 }
 
-/* A real loopback connection: the client end belongs to this process. */
+#if defined(__linux__)
+/* Fills ss with addr:port of family; returns the address length. */
+static socklen_t
+sockaddr_fill(
+    struct sockaddr_storage *ss, int family, const char *addr, int port)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, addr, &s4->sin_addr);
+		return sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		inet_pton(AF_INET6, addr, &s6->sin6_addr);
+		return sizeof(*s6);
+	}
+}
+
+static int
+sockaddr_port(const struct sockaddr_storage *ss)
+{
+	return ntohs(ss->ss_family == AF_INET
+	        ? ((const struct sockaddr_in *)ss)->sin_port
+	        : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/*
+ * A real loopback connection: the client end belongs to this process.  The
+ * listener has lfamily on laddr, the client socket cfamily connecting to
+ * connect_addr; the lookup gets the endpoints as the proxy's accept()
+ * would show them (caddr_seen / saddr_seen, NULL: the client socket's own
+ * address and laddr).
+ */
 static void
-check_lookup(int family, const char *addr)
+check_lookup_with(int lfamily, const char *laddr, int cfamily,
+    const char *connect_addr, const char *caddr_seen, const char *saddr_seen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -196,49 +235,36 @@ check_lookup(int family, const char *addr)
 	char exe[PATH_MAX];
 	ssize_t n;
 
-	memset(&ss, 0, sizeof(ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		inet_pton(AF_INET, addr, &s4->sin_addr);
-		sl = sizeof(*s4);
-	} else {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		inet_pton(AF_INET6, addr, &s6->sin6_addr);
-		sl = sizeof(*s6);
-	}
-	if ((lfd = socket(family, SOCK_STREAM, 0)) == -1)
+	sl = sockaddr_fill(&ss, lfamily, laddr, 0);
+	if ((lfd = socket(lfamily, SOCK_STREAM, 0)) == -1)
 		return;
 	if (bind(lfd, (struct sockaddr *)&ss, sl) == -1) {
 		close(lfd);
-		CHECK(family == AF_INET6); /* no IPv6 here: fine */
+		CHECK(lfamily == AF_INET6); /* no IPv6 here: fine */
 		return;
 	}
 	CHECK_INT(listen(lfd, 4), 0);
 	sl = sizeof(ss);
 	CHECK_INT(getsockname(lfd, (struct sockaddr *)&ss, &sl), 0);
-	sport =
-	    ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-	                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
-	cfd = socket(family, SOCK_STREAM, 0);
+	sport = sockaddr_port(&ss);
+	sl = sockaddr_fill(&ss, cfamily, connect_addr, sport);
+	cfd = socket(cfamily, SOCK_STREAM, 0);
 	CHECK_INT(connect(cfd, (struct sockaddr *)&ss, sl), 0);
 	afd = accept(lfd, NULL, NULL);
 	CHECK(afd >= 0);
 	sl = sizeof(ss);
 	CHECK_INT(getsockname(cfd, (struct sockaddr *)&ss, &sl), 0);
-	if (family == AF_INET) {
+	if (ss.ss_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
 		    caddr, sizeof(caddr));
-		cport = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	} else {
+	else
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
 		    caddr, sizeof(caddr));
-		cport = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
-	snprintf(saddr, sizeof(saddr), "%s", addr);
+	cport = sockaddr_port(&ss);
+	if (caddr_seen != NULL)
+		snprintf(caddr, sizeof(caddr), "%s", caddr_seen);
+	snprintf(saddr, sizeof(saddr), "%s",
+	    saddr_seen != NULL ? saddr_seen : laddr);
 
 	CHECK_INT(
 	    attribution_process_lookup(caddr, cport, saddr, sport, &proc), 0);
@@ -249,7 +275,8 @@ check_lookup(int family, const char *addr)
 	exe[n > 0 ? n : 0] = '\0';
 	CHECK_STR(proc.process,
 	    strrchr(exe, '/') != NULL ? strrchr(exe, '/') + 1 : exe);
-	CHECK(strncmp(proc.process, "test-attribution", 16) == 0);
+	CHECK(proc.process != NULL &&
+	    strncmp(proc.process, "test-attribution", 16) == 0);
 	CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
 	CHECK_STR(proc.cwd, cwd);
 	CHECK(proc.project != NULL && proc.project[0] != '\0');
@@ -267,11 +294,44 @@ check_lookup(int family, const char *addr)
 }
 
 static void
+check_lookup(int family, const char *addr)
+{
+	check_lookup_with(family, addr, family, addr, NULL, NULL);
+}
+
+/* Every case through sock_diag (on) and through the /proc/net scan
+ * (off). */
+static void
+check_lookups(int diag)
+{
+	attribution_set_sock_diag(diag);
+	check_lookup(AF_INET, "127.0.0.1");
+	check_lookup(AF_INET6, "::1");
+	/* A dual-stack listener sees a v4 client as ::ffff:127.0.0.1. */
+	check_lookup_with(AF_INET6, "::", AF_INET, "127.0.0.1",
+	    "::ffff:127.0.0.1", "::ffff:127.0.0.1");
+	/* A dual-stack client socket to a v4 listener: the socket is in
+	 * tcp6 with v4-mapped addresses. */
+	check_lookup_with(AF_INET, "127.0.0.1", AF_INET6, "::ffff:127.0.0.1",
+	    "127.0.0.1", "127.0.0.1");
+	attribution_set_sock_diag(1);
+}
+
+#endif /* __linux__ */
+
+static void
 test_process_lookup(void)
 {
 #if defined(__linux__)
-	check_lookup(AF_INET, "127.0.0.1");
-	check_lookup(AF_INET6, "::1");
+	check_lookups(1);
+#endif
+}
+
+static void
+test_process_lookup_proc_net(void)
+{
+#if defined(__linux__)
+	check_lookups(0);
 #endif
 }
 
@@ -281,6 +341,7 @@ static const struct test tests[] = {
     TEST(test_tag),
     TEST(test_project),
     TEST(test_process_lookup),
+    TEST(test_process_lookup_proc_net),
     {0},
 };
 

@@ -5,11 +5,15 @@
  * "incomplete"), the body cap ("body too large to meter"), a gzip request
  * body, the tag from the CONNECT's Proxy-Authorization, a host without a
  * provider, JSON sniffed without a Content-Type, an unknown
- * Content-Encoding, and the hook table.
+ * Content-Encoding, and the hook table; the process lookup off the event
+ * loop (one per connection, on the worker thread, records waiting for it
+ * emitted by meter_poll and meter_free).
  */
 #include <sys/socket.h>
 
 #include <limits.h>
+#include <pthread.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -497,9 +501,14 @@ test_hooks_table(void)
 /* One exchange through the real hook table and the engine's struct
  * exchange, on a connection whose client end is a real loopback socket of
  * this process. */
+static void wait_worker_in_gate(void);
+
+/* One whole exchange through the hook table.  With hold_worker, the end
+ * hook runs only once the worker thread is inside the test's lookup (held
+ * at the gate), so the lookup is running, not merely queued. */
 static void
-hook_exchange(
-    struct meter *m, struct exchange_conn *conn, const char *body, size_t len)
+hook_exchange_at(struct meter *m, struct exchange_conn *conn, const char *body,
+    size_t len, int hold_worker)
 {
 	static const char reqhead[] =
 	    "POST /v1/messages?beta=true HTTP/1.1\r\n"
@@ -525,6 +534,8 @@ hook_exchange(
 	ex = exchange_new(
 	    conn, "api.anthropic.com", 443, &req, "/v1/messages?beta=true", 22);
 	h->request_head(m, ex);
+	if (hold_worker)
+		wait_worker_in_gate();
 	h->request_body(m, ex, reqbody, sizeof(reqbody) - 1);
 	exchange_set_response(ex, &res);
 	h->response_head(m, ex);
@@ -536,51 +547,224 @@ hook_exchange(
 }
 
 static void
-test_hooks_engine_exchange(void)
+hook_exchange(
+    struct meter *m, struct exchange_conn *conn, const char *body, size_t len)
+{
+	hook_exchange_at(m, conn, body, len, 0);
+}
+
+/* A real loopback TCP connection whose client end is this process, and the
+ * engine's connection record for it. */
+struct loop_conn {
+	int lfd, cfd, afd;
+	struct exchange_conn conn;
+};
+
+static void
+loop_conn_open(struct loop_conn *lc, uint64_t id)
 {
 	struct sockaddr_in sa;
 	socklen_t sl = sizeof(sa);
-	struct exchange_conn conn;
+
+	memset(lc, 0, sizeof(*lc));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lc->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK_INT(bind(lc->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	CHECK_INT(listen(lc->lfd, 1), 0);
+	CHECK_INT(getsockname(lc->lfd, (struct sockaddr *)&sa, &sl), 0);
+	lc->cfd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK_INT(connect(lc->cfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	lc->afd = accept(lc->lfd, NULL, NULL);
+	CHECK(lc->afd >= 0);
+	lc->conn.id = id;
+	snprintf(lc->conn.local_addr, sizeof(lc->conn.local_addr), "127.0.0.1");
+	lc->conn.local_port = ntohs(sa.sin_port);
+	sl = sizeof(sa);
+	CHECK_INT(getsockname(lc->cfd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(
+	    lc->conn.client_addr, sizeof(lc->conn.client_addr), "127.0.0.1");
+	lc->conn.client_port = ntohs(sa.sin_port);
+}
+
+static void
+loop_conn_close(struct loop_conn *lc)
+{
+	exchange_conn_clear(&lc->conn);
+	close(lc->afd);
+	close(lc->cfd);
+	close(lc->lfd);
+}
+
+/*
+ * The test's process lookup: counts the lookups, notes the thread that ran
+ * them, and (while the gate is closed) holds the worker before the real
+ * lookup.  The wait is bounded so that a lookup wrongly run inside a hook
+ * makes the test fail instead of hang.
+ */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int gate_closed;
+	int entered; /* lookups that reached the gate off the main thread */
+	int lookups;
+	int on_main_thread;
+	int polls;
+	pthread_t main_thread;
+} lt = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static int
+test_lookup(const char *caddr, int cport, const char *saddr, int sport,
+    struct attribution_process *out)
+{
+	struct timespec until;
+
+	pthread_mutex_lock(&lt.lock);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	/* The gate holds the worker only: a lookup the end hook takes over
+	 * runs on the loop's thread at once. */
+	if (!pthread_equal(pthread_self(), lt.main_thread))
+		lt.entered++;
+	while (
+	    lt.gate_closed && !pthread_equal(pthread_self(), lt.main_thread)) {
+		if (pthread_cond_timedwait(&lt.cond, &lt.lock, &until) != 0)
+			break;
+	}
+	lt.lookups++;
+	if (pthread_equal(pthread_self(), lt.main_thread))
+		lt.on_main_thread++;
+	pthread_mutex_unlock(&lt.lock);
+	return attribution_process_lookup(caddr, cport, saddr, sport, out);
+}
+
+static void
+lt_reset(int closed)
+{
+	pthread_mutex_lock(&lt.lock);
+	lt.gate_closed = closed;
+	lt.entered = 0;
+	lt.lookups = 0;
+	lt.on_main_thread = 0;
+	lt.polls = 0;
+	lt.main_thread = pthread_self();
+	pthread_mutex_unlock(&lt.lock);
+}
+
+static void
+lt_open(void)
+{
+	pthread_mutex_lock(&lt.lock);
+	lt.gate_closed = 0;
+	pthread_cond_broadcast(&lt.cond);
+	pthread_mutex_unlock(&lt.lock);
+}
+
+/* Waits (at most ~5 s) until the worker has reached the gate. */
+static void
+wait_worker_in_gate(void)
+{
+	struct timespec ms = {0, 1000000};
+	int i, in = 0;
+
+	for (i = 0; i < 5000 && !in; i++) {
+		pthread_mutex_lock(&lt.lock);
+		in = lt.entered > 0;
+		pthread_mutex_unlock(&lt.lock);
+		if (!in)
+			nanosleep(&ms, NULL);
+	}
+	CHECK(in);
+}
+
+static int
+lt_lookups(void)
+{
+	int n;
+
+	pthread_mutex_lock(&lt.lock);
+	n = lt.lookups;
+	pthread_mutex_unlock(&lt.lock);
+	return n;
+}
+
+static void
+lt_poll_cb(void *arg)
+{
+	lt.polls++; /* on the loop (this) thread */
+}
+
+/* What the daemon's flush timer does: polls until no record waits (at
+ * most ~10 s; the lookup itself takes milliseconds). */
+static void
+poll_until_idle(struct meter *m)
+{
+	struct timespec ms = {0, 1000000};
+	int i;
+
+	for (i = 0; i < 10000 && meter_pending(m) > 0; i++) {
+		meter_poll(m);
+		if (meter_pending(m) > 0)
+			nanosleep(&ms, NULL);
+	}
+}
+
+static void
+meter_opts(struct meter_options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	opt->resolve_process = 1;
+	opt->lookup = test_lookup;
+	opt->poll_cb = lt_poll_cb;
+}
+
+/* The record carries this process (pid, executable, working directory). */
+static void
+check_own_process(const struct usage_record *r)
+{
+	char cwd[PATH_MAX];
+
+#if defined(__linux__)
+	CHECK_INT(r->pid, (long long)getpid());
+	CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+	CHECK_STR(r->cwd, cwd);
+	CHECK(r->process != NULL && strncmp(r->process, "test-meter", 10) == 0);
+	CHECK(r->project != NULL && r->project[0] != '\0');
+#else
+	(void)cwd;
+	(void)r;
+#endif
+}
+
+static void
+test_hooks_engine_exchange(void)
+{
+	struct loop_conn lc;
 	struct meter_options opt;
 	struct mt_result res;
 	struct meter *m;
 	void *cached;
-	char cwd[PATH_MAX];
 	size_t len;
 	char *body = mt_fixture("anthropic_stream_cumulative.sse", &len);
-	int lfd, cfd, afd;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK_INT(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	CHECK_INT(listen(lfd, 1), 0);
-	CHECK_INT(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
-	cfd = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK_INT(connect(cfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	afd = accept(lfd, NULL, NULL);
-	memset(&conn, 0, sizeof(conn));
-	conn.id = 7;
-	snprintf(conn.local_addr, sizeof(conn.local_addr), "127.0.0.1");
-	conn.local_port = ntohs(sa.sin_port);
-	sl = sizeof(sa);
-	CHECK_INT(getsockname(cfd, (struct sockaddr *)&sa, &sl), 0);
-	snprintf(conn.client_addr, sizeof(conn.client_addr), "127.0.0.1");
-	conn.client_port = ntohs(sa.sin_port);
-
-	memset(&opt, 0, sizeof(opt));
-	opt.resolve_process = 1;
+	loop_conn_open(&lc, 7);
+	lt_reset(0);
+	meter_opts(&opt);
 	memset(&res, 0, sizeof(res));
 	m = meter_new(&opt, mt_record_cb, mt_ratelimit_cb, &res);
-	hook_exchange(m, &conn, body, len);
-	cached = conn.data;
+	hook_exchange(m, &lc.conn, body, len);
+	cached = lc.conn.data;
 	CHECK(cached != NULL);
 	/* A second exchange on the connection reuses the lookup. */
-	hook_exchange(m, &conn, body, len);
-	CHECK(conn.data == cached);
+	hook_exchange(m, &lc.conn, body, len);
+	CHECK(lc.conn.data == cached);
+	poll_until_idle(m);
+	CHECK_INT(meter_pending(m), 0);
 	CHECK_INT(res.n, 2);
 	CHECK_INT(meter_records(m), 2);
+	CHECK_INT(lt_lookups(), 1);
+	CHECK_INT(meter_lookups(m), 1);
 	if (res.n == 2) {
 		struct usage_record *r = &res.rec[1];
 
@@ -596,24 +780,242 @@ test_hooks_engine_exchange(void)
 		CHECK_INT(r->bytes_up, 0);
 		CHECK(r->ttfb_ms == -1);
 		CHECK(r->duration_ms >= 0);
-#if defined(__linux__)
-		CHECK_INT(r->pid, (long long)getpid());
-		CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
-		CHECK_STR(r->cwd, cwd);
-		CHECK(r->process != NULL &&
-		    strncmp(r->process, "test-meter", 10) == 0);
-#else
-		(void)cwd;
-#endif
+		check_own_process(&res.rec[0]);
+		check_own_process(r);
 		CHECK_STR(res.rec[0].uuid[0] != '\0' ? "ok" : NULL, "ok");
 		CHECK(strcmp(res.rec[0].uuid, r->uuid) != 0);
 	}
 	mt_result_free(&res);
-	exchange_conn_clear(&conn);
+	loop_conn_close(&lc);
 	meter_free(m);
-	close(afd);
-	close(cfd);
-	close(lfd);
+	free(body);
+}
+
+/*
+ * The hooks never run the lookup: with the worker held at the gate, a
+ * connection's exchanges all finish (the lookup count stays 0, nothing is
+ * emitted yet, every record waits and poll_cb asked for a poll); once the
+ * gate opens, one lookup on the worker thread attributes all of them, in
+ * order, each exactly once.
+ */
+static void
+test_lookup_off_loop(void)
+{
+	struct loop_conn lc;
+	struct meter_options opt;
+	struct mt_result res;
+	struct meter *m;
+	size_t len;
+	char *body = mt_fixture("anthropic_stream_cumulative.sse", &len);
+	char *uuids[6];
+	int i, j;
+
+	loop_conn_open(&lc, 8);
+	lt_reset(1);
+	meter_opts(&opt);
+	memset(&res, 0, sizeof(res));
+	m = meter_new(&opt, mt_record_cb, mt_ratelimit_cb, &res);
+	hook_exchange_at(m, &lc.conn, body, len, 1);
+	CHECK_INT(lt_lookups(), 0);
+	CHECK_INT(meter_lookups(m) <= 1, 1);
+	CHECK_INT(res.n, 0);
+	CHECK_INT(meter_records(m), 0);
+	CHECK_INT(meter_pending(m), 1);
+	CHECK_INT(lt.polls, 1);
+	meter_poll(m); /* the lookup is still held: nothing to emit */
+	CHECK_INT(res.n, 0);
+	for (i = 1; i < 6; i++)
+		hook_exchange(m, &lc.conn, body, len);
+	CHECK_INT(lt_lookups(), 0);
+	CHECK_INT(res.n, 0);
+	CHECK_INT(meter_pending(m), 6);
+	CHECK_INT(lt.polls, 6);
+
+	lt_open();
+	poll_until_idle(m);
+	CHECK_INT(meter_pending(m), 0);
+	CHECK_INT(res.n, 6);
+	CHECK_INT(meter_records(m), 6);
+	CHECK_INT(lt_lookups(), 1);
+	CHECK_INT(meter_lookups(m), 1);
+	CHECK_INT(lt.on_main_thread, 0);
+	for (i = 0; i < res.n; i++) {
+		check_own_process(&res.rec[i]);
+		CHECK_INT(res.rec[i].input_tokens, 41);
+		uuids[i] = res.rec[i].uuid;
+		for (j = 0; j < i; j++)
+			CHECK(strcmp(uuids[i], uuids[j]) != 0);
+		/* Emitted in the order the exchanges ended. */
+		if (i > 0)
+			CHECK(
+			    res.rec[i].started_at >= res.rec[i - 1].started_at);
+	}
+	/* Another connection: one more lookup, emitted at once when the
+	 * lookup has finished before the exchange ends. */
+	{
+		struct loop_conn lc2;
+
+		loop_conn_open(&lc2, 9);
+		hook_exchange(m, &lc2.conn, body, len);
+		poll_until_idle(m);
+		CHECK_INT(res.n, 7);
+		CHECK_INT(lt_lookups(), 2);
+		if (res.n == 7)
+			check_own_process(&res.rec[6]);
+		loop_conn_close(&lc2);
+	}
+	meter_free(m);
+	CHECK_INT(res.n, 7);
+	mt_result_free(&res);
+	loop_conn_close(&lc);
+	free(body);
+}
+
+static void *
+gate_opener(void *arg)
+{
+	struct timespec ms = {0, 20 * 1000000};
+
+	nanosleep(&ms, NULL);
+	lt_open();
+	return NULL;
+}
+
+/*
+ * meter_free with a lookup still held: it waits for the worker, then emits
+ * the waiting record with its process.  The connection outlives the meter
+ * (its cached lookup is freed after).  A lookup that fails still emits
+ * its record, pid -1.
+ */
+/*
+ * A lookup the worker has not started when its exchange ends (the worker
+ * is busy: here held inside another connection's lookup) is taken out of
+ * the queue and run by the end hook, so a client that exits at once is
+ * still attributed; the record is emitted at once, nothing waits.
+ */
+static void
+test_end_runs_queued_lookup(void)
+{
+	struct loop_conn a, b;
+	struct meter_options opt;
+	struct mt_result res;
+	struct meter *m;
+	size_t len;
+	char *body = mt_fixture("anthropic_stream_cumulative.sse", &len);
+
+	loop_conn_open(&a, 10);
+	loop_conn_open(&b, 11);
+	lt_reset(1);
+	meter_opts(&opt);
+	memset(&res, 0, sizeof(res));
+	m = meter_new(&opt, mt_record_cb, mt_ratelimit_cb, &res);
+	hook_exchange_at(m, &a.conn, body, len, 1); /* worker held in a's */
+	CHECK_INT(meter_pending(m), 1);
+	hook_exchange(m, &b.conn, body, len);
+	/* b's record went out at once, attributed on this thread. */
+	CHECK_INT(res.n, 1);
+	CHECK_INT(lt.on_main_thread, 1);
+	CHECK_INT(meter_pending(m), 1);
+	if (res.n == 1)
+		check_own_process(&res.rec[0]);
+	lt_open();
+	poll_until_idle(m);
+	CHECK_INT(res.n, 2);
+	CHECK_INT(meter_lookups(m), 2);
+	CHECK_INT(lt_lookups(), 2);
+	if (res.n == 2)
+		check_own_process(&res.rec[1]);
+	meter_free(m);
+	mt_result_free(&res);
+	loop_conn_close(&a);
+	loop_conn_close(&b);
+	free(body);
+}
+
+static void
+test_free_emits_pending(void)
+{
+	struct loop_conn lc;
+	struct exchange_conn nobody;
+	struct meter_options opt;
+	struct mt_result res;
+	struct meter *m;
+	pthread_t opener;
+	size_t len;
+	char *body = mt_fixture("anthropic_stream_cumulative.sse", &len);
+
+	loop_conn_open(&lc, 10);
+	lt_reset(1);
+	meter_opts(&opt);
+	memset(&res, 0, sizeof(res));
+	m = meter_new(&opt, mt_record_cb, mt_ratelimit_cb, &res);
+	hook_exchange_at(m, &lc.conn, body, len, 1);
+	hook_exchange(m, &lc.conn, body, len);
+	CHECK_INT(res.n, 0);
+	CHECK_INT(meter_pending(m), 2);
+	CHECK_INT(pthread_create(&opener, NULL, gate_opener, NULL), 0);
+	meter_free(m);
+	pthread_join(opener, NULL);
+	CHECK_INT(res.n, 2);
+	CHECK_INT(lt_lookups(), 1);
+	if (res.n == 2) {
+		check_own_process(&res.rec[0]);
+		check_own_process(&res.rec[1]);
+	}
+	mt_result_free(&res);
+	loop_conn_close(&lc);
+
+	/* Nobody owns 127.0.0.1:1 -> 127.0.0.1:2. */
+	memset(&nobody, 0, sizeof(nobody));
+	nobody.id = 11;
+	snprintf(nobody.client_addr, sizeof(nobody.client_addr), "127.0.0.1");
+	nobody.client_port = 1;
+	snprintf(nobody.local_addr, sizeof(nobody.local_addr), "127.0.0.1");
+	nobody.local_port = 2;
+	lt_reset(0);
+	m = meter_new(&opt, mt_record_cb, mt_ratelimit_cb, &res);
+	hook_exchange(m, &nobody, body, len);
+	meter_free(m);
+	CHECK_INT(res.n, 1);
+	CHECK_INT(lt_lookups(), 1);
+	if (res.n == 1) {
+		CHECK_INT(res.rec[0].pid, -1);
+		CHECK_STR(res.rec[0].process, NULL);
+		CHECK_STR(res.rec[0].cwd, NULL);
+		CHECK_INT(res.rec[0].input_tokens, 41);
+	}
+	mt_result_free(&res);
+	exchange_conn_clear(&nobody);
+	free(body);
+}
+
+/* Without resolve_process no lookup is queued and no record waits. */
+static void
+test_no_resolve(void)
+{
+	struct loop_conn lc;
+	struct meter_options opt;
+	struct mt_result res;
+	struct meter *m;
+	size_t len;
+	char *body = mt_fixture("anthropic_stream_cumulative.sse", &len);
+
+	loop_conn_open(&lc, 12);
+	lt_reset(0);
+	meter_opts(&opt);
+	opt.resolve_process = 0;
+	memset(&res, 0, sizeof(res));
+	m = meter_new(&opt, mt_record_cb, mt_ratelimit_cb, &res);
+	hook_exchange(m, &lc.conn, body, len);
+	CHECK_INT(res.n, 1);
+	CHECK_INT(meter_pending(m), 0);
+	CHECK_INT(lt.polls, 0);
+	if (res.n == 1)
+		CHECK_INT(res.rec[0].pid, -1);
+	meter_free(m);
+	CHECK_INT(lt_lookups(), 0);
+	mt_result_free(&res);
+	loop_conn_close(&lc);
 	free(body);
 }
 
@@ -625,6 +1027,10 @@ static const struct test tests[] = {
     TEST(test_no_secrets_in_record),
     TEST(test_hooks_table),
     TEST(test_hooks_engine_exchange),
+    TEST(test_lookup_off_loop),
+    TEST(test_end_runs_queued_lookup),
+    TEST(test_free_emits_pending),
+    TEST(test_no_resolve),
     {0},
 };
 
