@@ -137,6 +137,9 @@ struct sqlite3 *store_reader_handle(struct store_reader *, char **);
  */
 #define STORE_JSON_LOG 0x1
 void store_record_json(const struct usage_record *, int, struct strbuf *);
+/* The same with STORE_JSON_LOG's cost_usd set to cost (null if < 0). */
+void store_record_json_cost(
+    const struct usage_record *, int, double, struct strbuf *);
 /* Fills r (already usage_record_init'ed) from such an object.  Unknown keys
  * are errors.  Returns 0, or -1 with a cause the caller frees. */
 int store_record_from_json(

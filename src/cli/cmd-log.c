@@ -11,6 +11,7 @@
 
 #include "halton/cli.h"
 #include "halton/paths.h"
+#include "halton/prices.h"
 #include "halton/store.h"
 #include "halton/util.h"
 
@@ -20,6 +21,7 @@
 static volatile sig_atomic_t log_stop;
 
 struct log_out {
+	const struct prices *prices;
 	int json;           /* 0 table, 1 array, 2 one object a line */
 	long n;             /* records printed */
 	int64_t skip_above; /* the window shows no rowid above this */
@@ -46,15 +48,28 @@ fmt_count(char *buf, size_t len, int64_t v)
 static void
 print_header(void)
 {
-	printf("%-19s %-9s %-26s %-12s %4s %8s %8s %8s %8s %7s  %s\n", "TIME",
-	    "PROVIDER", "MODEL", "CLIENT", "STAT", "IN", "OUT", "CACHE-R",
-	    "CACHE-W", "DUR", "ERROR");
+	printf("%-19s %-9s %-26s %-12s %4s %8s %8s %8s %8s %7s %9s  %s\n",
+	    "TIME", "PROVIDER", "MODEL", "CLIENT", "STAT", "IN", "OUT",
+	    "CACHE-R", "CACHE-W", "DUR", "COST", "ERROR");
+}
+
+/* The record's cost in USD, or -1 when unpriced (never $0 for that). */
+static double
+record_cost(const struct prices *prices, const struct usage_record *r)
+{
+	double cost;
+
+	if (prices != NULL &&
+	    prices_cost_record(prices, r, &cost, NULL) == PRICES_PRICED)
+		return cost;
+	return -1;
 }
 
 static void
-print_row(const struct usage_record *r)
+print_row(const struct usage_record *r, double cost)
 {
 	char when[32], in[24], out[24], cr[24], cw[24], dur[24], st[8];
+	char usd[24];
 	struct tm tm;
 	time_t t = (time_t)(r->started_at / 1000);
 
@@ -77,12 +92,17 @@ print_row(const struct usage_record *r)
 		snprintf(st, sizeof(st), "-");
 	else
 		snprintf(st, sizeof(st), "%d", r->status);
-	printf("%-19s %-9.9s %-26.26s %-12.12s %4s %8s %8s %8s %8s %7s  %s\n",
+	if (cost < 0)
+		snprintf(usd, sizeof(usd), "-");
+	else
+		snprintf(usd, sizeof(usd), "$%.4f", cost);
+	printf("%-19s %-9.9s %-26.26s %-12.12s %4s %8s %8s %8s %8s %7s %9s  "
+	       "%s\n",
 	    when, r->provider != NULL ? r->provider : "-",
 	    r->model != NULL               ? r->model
 	        : r->request_model != NULL ? r->request_model
 	                                   : "-",
-	    r->client != NULL ? r->client : "-", st, in, out, cr, cw, dur,
+	    r->client != NULL ? r->client : "-", st, in, out, cr, cw, dur, usd,
 	    r->error != NULL ? r->error : "");
 }
 
@@ -98,7 +118,8 @@ print_cb(void *arg, const struct usage_record *r, int64_t rowid)
 		o->last_rowid = rowid;
 	if (o->json) {
 		strbuf_init(&sb);
-		store_record_json(r, STORE_JSON_LOG, &sb);
+		store_record_json_cost(
+		    r, STORE_JSON_LOG, record_cost(o->prices, r), &sb);
 		if (o->json == 1)
 			printf("%s\n  %s", o->n == 0 ? "[" : ",", sb.data);
 		else
@@ -107,7 +128,7 @@ print_cb(void *arg, const struct usage_record *r, int64_t rowid)
 	} else {
 		if (o->n == 0)
 			print_header();
-		print_row(r);
+		print_row(r, record_cost(o->prices, r));
 	}
 	o->n++;
 	return 0;
@@ -131,6 +152,7 @@ log_run(const struct cmd *self, const char *db, struct store_query *q, int json,
     int follow)
 {
 	struct store_reader *rd;
+	struct prices *prices = NULL;
 	struct log_out o = {0};
 	struct sigaction sa;
 	char *cause = NULL;
@@ -139,6 +161,14 @@ log_run(const struct cmd *self, const char *db, struct store_query *q, int json,
 
 	o.json = json ? (follow ? 2 : 1) : 0;
 	o.skip_above = INT64_MAX;
+	/* A bad user price file is an error, as in report: a silently
+	 * missing price would show as unpriced. */
+	if (prices_load_default(&prices, &cause) != 0) {
+		cli_error(self, "%s", cause);
+		free(cause);
+		return 1;
+	}
+	o.prices = prices;
 	rd = store_reader_new(db);
 	if (follow) {
 		memset(&sa, 0, sizeof(sa));
@@ -178,6 +208,7 @@ fail:
 out:
 	free(cause);
 	store_reader_free(rd);
+	prices_free(prices);
 	return rc;
 }
 

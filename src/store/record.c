@@ -286,6 +286,13 @@ json_double(struct strbuf *sb, double d)
 void
 store_record_json(const struct usage_record *r, int flags, struct strbuf *sb)
 {
+	store_record_json_cost(r, flags, -1, sb);
+}
+
+void
+store_record_json_cost(
+    const struct usage_record *r, int flags, double cost, struct strbuf *sb)
+{
 	const struct store_col *c;
 	const char *s;
 	cJSON *usage;
@@ -362,8 +369,13 @@ store_record_json(const struct usage_record *r, int flags, struct strbuf *sb)
 			break;
 		}
 	}
-	if (flags & STORE_JSON_LOG)
-		strbuf_adds(sb, ",\"cost_usd\":null");
+	if (flags & STORE_JSON_LOG) {
+		strbuf_adds(sb, ",\"cost_usd\":");
+		if (cost < 0 || isnan(cost) || isinf(cost))
+			strbuf_adds(sb, "null");
+		else
+			json_double(sb, cost);
+	}
 	strbuf_addc(sb, '}');
 }
 

@@ -131,8 +131,10 @@ def test_log_json_fields_and_values(hm, seed, db):
     assert [o["uuid"] for o in out] == [uuid(1), uuid(2)]  # oldest first
     for o in out:
         assert list(o.keys()) == COLUMNS + ["cost_usd"]
-        assert o["cost_usd"] is None
-    assert out[0] == dict(rec, cost_usd=None)
+    # The provider-reported cost wins over the price table; a record
+    # without a model is unpriced: null, never 0.
+    assert out[0] == dict(rec, cost_usd=0.0125)
+    assert out[1]["cost_usd"] is None
     # Unreported counts are null, never 0; byte counts default to 0.
     b = out[1]
     for k in ("ttfb_ms", "duration_ms", "status", "stream", "input_tokens",
@@ -317,3 +319,27 @@ def test_log_uses_config_db(hm, home, tmp_path):
     out = log_json(hm)
     assert [(o["uuid"], o["input_tokens"]) for o in out] == [(uuid(5), 55)]
     assert not (state / "meter.db").exists()
+
+
+def test_log_cost_from_price_table(hm, seed):
+    """cost_usd per record, from the shipped prices (claude-sonnet-4-5:
+    $3 in, $15 out, $0.30 cache read, $3.75 5m write, $6 1h write per
+    million tokens)."""
+    t = now_ms() - 60000
+    rec = minimal(3, t, provider="anthropic",
+                  model="claude-sonnet-4-5-20250929", input_tokens=1000,
+                  output_tokens=2000, cache_read_input_tokens=10000,
+                  cache_creation_input_tokens=150,
+                  cache_creation_5m_tokens=100, cache_creation_1h_tokens=50)
+    unpriced = minimal(4, t + 1, provider="openai",
+                       model="no-such-model-x", input_tokens=10,
+                       output_tokens=10)
+    seed([rec, unpriced])
+    out = log_json(hm)
+    want = (1000 * 3 + 2000 * 15 + 10000 * 0.3 + 100 * 3.75 + 50 * 6) / 1e6
+    assert out[0]["cost_usd"] == pytest.approx(want, abs=1e-12)
+    assert out[1]["cost_usd"] is None
+    table = hm("log").stdout
+    assert "$0.0367" in table  # 0.036675 rounded to 4 places
+    line = [l for l in table.splitlines() if "no-such-model-x" in l][0]
+    assert " - " in line
