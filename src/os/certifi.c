@@ -153,7 +153,8 @@ certifi_discover(struct certifi_list *l, const char *const *extra,
 		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), name_cmp_cb);
+	if (n > 0)
+		qsort(names, n, sizeof(*names), name_cmp_cb);
 	for (i = 0; i < n; i++) {
 		py = xasprintf("%s/%s/bin/python", venvs_dir, names[i]);
 		if (file_exists(py))

@@ -385,7 +385,8 @@ nss_dbs(const char *home, char ***v, size_t *n)
 			}
 			closedir(d);
 		}
-		qsort(prof, np, sizeof(*prof), str_cmp_cb);
+		if (np > 0)
+			qsort(prof, np, sizeof(*prof), str_cmp_cb);
 		for (j = 0; j < np; j++) {
 			add_db(v, n, prof[j]);
 			free(prof[j]);

@@ -456,17 +456,18 @@ report_build(const char *db_path, const struct prices *prices,
 		report_free(b.rep);
 		return -1;
 	}
-	if (is_time_by(opt->by))
+	/* qsort with a NULL base is undefined even for 0 elements. */
+	if (b.rep->ngroups > 0)
 		qsort(b.rep->groups, b.rep->ngroups, sizeof(*b.rep->groups),
-		    cmp_name);
-	else
-		qsort(b.rep->groups, b.rep->ngroups, sizeof(*b.rep->groups),
-		    cmp_group_cost);
+		    is_time_by(opt->by) ? cmp_name : cmp_group_cost);
 	for (i = 0; i < b.rep->ngroups; i++)
-		qsort(b.rep->groups[i].models, b.rep->groups[i].nmodels,
+		if (b.rep->groups[i].nmodels > 0)
+			qsort(b.rep->groups[i].models,
+			    b.rep->groups[i].nmodels,
+			    sizeof(struct report_row), cmp_row_cost);
+	if (b.rep->nunpriced > 0)
+		qsort(b.rep->unpriced, b.rep->nunpriced,
 		    sizeof(struct report_row), cmp_row_cost);
-	qsort(b.rep->unpriced, b.rep->nunpriced, sizeof(struct report_row),
-	    cmp_row_cost);
 	*out = b.rep;
 	return 0;
 }
@@ -966,7 +967,8 @@ report_ratelimits(const char *db_path, struct report_ratelimit **out,
 	}
 	/* Newest first; qsort is not stable, so equal times keep no
 	 * particular order. */
-	qsort(a.v, a.n, sizeof(*a.v), cmp_observed);
+	if (a.n > 0)
+		qsort(a.v, a.n, sizeof(*a.v), cmp_observed);
 	*out = a.v;
 	*nout = a.n;
 	return 0;
