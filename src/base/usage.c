@@ -9,18 +9,25 @@
 #include "halton/util.h"
 #include "halton/xmalloc.h"
 
+/* Random bytes for uuids from /dev/urandom, opened once per process (one
+ * open per record showed in the daemon's syscall profile). */
 static void
 random_bytes(unsigned char *p, size_t n)
 {
+	static int fd = -1;
 	static unsigned long long state;
-	int fd;
-	ssize_t got = 0;
+	size_t got = 0;
+	ssize_t r;
 
-	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) != -1) {
-		got = read(fd, p, n);
-		close(fd);
+	if (fd == -1)
+		fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	while (fd != -1 && got < n) {
+		r = read(fd, p + got, n - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
 	}
-	if (got == (ssize_t)n)
+	if (got == n)
 		return;
 	/* Fallback: not secret, only unique (uuids are not credentials). */
 	if (state == 0)
