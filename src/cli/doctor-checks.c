@@ -786,12 +786,21 @@ check_bundle(struct doctor *d)
 		bad++;
 	}
 	roots = ca_system_roots_path(NULL);
+	/* A newer roots file only matters when its roots differ from the
+	 * bundle's: `init --full` on Linux puts the CA itself into the
+	 * system bundle, which touches it without adding a root. */
 	if (bad == 0 && mtime_of(roots) > mtime_of(d->bundle)) {
-		doctor_add(d, DOCTOR_WARN, "bundle", fix,
-		    "%s changed after %s was written (new system roots are "
-		    "missing from it)",
-		    roots, t);
-		bad++;
+		int rcount = 0, rhas = 0;
+
+		if (pem_scan(roots, d->ca != NULL ? ca_cert(d->ca) : NULL,
+		        &rcount, &rhas) == 0 &&
+		    rcount - rhas != nroots) {
+			doctor_add(d, DOCTOR_WARN, "bundle", fix,
+			    "%s changed after %s was written (%d system "
+			    "roots now, %d in the bundle)",
+			    roots, t, rcount - rhas, nroots);
+			bad++;
+		}
 	}
 	if (bad > 0)
 		d->want_bundle = 1;
@@ -1184,8 +1193,33 @@ check_trust_linux(struct doctor *d)
 			    X509_cmp(x, ca_cert(d->ca)) == 0;
 			X509_free(x);
 			if (ok) {
-				doctor_add(d, DOCTOR_OK, "trust", NULL,
-				    "the CA is in the system store (%s)", key);
+				/* The anchor only counts once the distro tool
+				 * has rebuilt the bundle OpenSSL reads. */
+				int fedora = strstr(key, "ca-trust") != NULL;
+				char *sysb = paths_sys(fedora
+				        ? "/etc/pki/tls/certs/ca-bundle.crt"
+				        : "/etc/ssl/certs/ca-certificates.crt");
+				int cnt2 = 0, has = 0;
+
+				if (pem_scan(sysb, ca_cert(d->ca), &cnt2,
+				        &has) == 0 &&
+				    has)
+					doctor_add(d, DOCTOR_OK, "trust", NULL,
+					    "the CA is in the system bundle "
+					    "(%s, %d certificates)",
+					    sysb, cnt2);
+				else
+					doctor_add(d, DOCTOR_FAIL, "trust",
+					    fedora
+					        ? "sudo update-ca-trust "
+					          "extract"
+					        : "sudo update-ca-certificates",
+					    "the anchor %s is there but the "
+					    "system bundle %s does not hold "
+					    "the CA (the trust store was not "
+					    "rebuilt)",
+					    key, sysb);
+				free(sysb);
 			} else {
 				char *fix = xasprintf(
 				    "sudo install -m 0644 %s %s && sudo %s",

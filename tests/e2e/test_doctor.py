@@ -538,6 +538,8 @@ def test_fix_starts_the_daemon_env_only(osenv, start_daemon):  # noqa: F811
 
 def test_linux_full_trust(osenv, start_daemon):  # noqa: F811
     (osenv.sysroot / "usr/local/share/ca-certificates").mkdir(parents=True)
+    roots = osenv.sysroot / "etc/ssl/certs/ca-certificates.crt"
+    saved_roots = roots.read_text() if roots.exists() else ""
     inst = make_install(osenv, start_daemon, mode="--full")
     r = inst.doctor()
     assert r.returncode == 0, r.stdout + r.stderr
@@ -545,8 +547,18 @@ def test_linux_full_trust(osenv, start_daemon):  # noqa: F811
     assert all(x[0] == OK for x in res), r.stdout
     anchor = osenv.sysroot / "usr/local/share/ca-certificates" / \
         "halton-meter.crt"
-    assert "the CA is in the system store (%s)" % anchor in \
-        line_of(res, OK, "trust")[2]
+    sysbundle = osenv.sysroot / "etc/ssl/certs/ca-certificates.crt"
+    # The system roots the sysroot carries plus the CA.
+    nroots = saved_roots.count("-----BEGIN CERTIFICATE-----")
+    assert "the CA is in the system bundle (%s, %d certificates)" % (
+        sysbundle, nroots + 1) in line_of(res, OK, "trust")[2]
+    # The anchor is there, but the trust store was never rebuilt.
+    saved = sysbundle.read_text()
+    sysbundle.write_text("")
+    r = inst.doctor()
+    assert_broken(r, "trust", "sudo update-ca-certificates",
+                  "does not hold the CA (the trust store was not rebuilt)")
+    sysbundle.write_text(saved)
     anchor.write_text(CERTIFI_TEXT)
     r = inst.doctor()
     assert_broken(r, "trust", "sudo install -m 0644 ~/.halton-meter/ca.pem "

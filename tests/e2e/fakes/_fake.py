@@ -266,23 +266,49 @@ def systemctl(args, state):
 
 # ------------------------------------------------------- trust stores
 
-def _anchor_dir_state(state, name, rel, ext):
+def _anchor_dir_state(state, name, rel, ext, bundle_rel):
+    """Like the real tools: the anchors in rel are compiled into the
+    system bundle (bundle_rel).  The bundle's content before the first run
+    is remembered, so with no anchors left it is restored byte for byte
+    (or removed, if there was none)."""
     root = os.environ.get("HALTON_METER_SYSROOT", "")
     d = os.path.join(root, rel)
     names = sorted(n for n in os.listdir(d) if n.endswith(ext)) \
         if os.path.isdir(d) else []
-    state.setdefault(name, {})["anchors"] = names
+    st = state.setdefault(name, {})
+    st["anchors"] = names
+    bundle = os.path.join(root, bundle_rel)
+    if "bundle_base" not in st:
+        st["bundle_base"] = (open(bundle).read()
+                             if os.path.exists(bundle) else None)
+    base = st["bundle_base"]
+    if not names:
+        if base is None:
+            if os.path.exists(bundle):
+                os.unlink(bundle)
+        else:
+            with open(bundle, "w") as f:
+                f.write(base)
+        del st["bundle_base"]
+        return 0
+    os.makedirs(os.path.dirname(bundle), exist_ok=True)
+    with open(bundle, "w") as f:
+        f.write(base or "")
+        for n in names:
+            f.write(open(os.path.join(d, n)).read())
     return 0
 
 
 def update_ca_certificates(args, state):
     return _anchor_dir_state(state, "update-ca-certificates",
-                             "usr/local/share/ca-certificates", ".crt")
+                             "usr/local/share/ca-certificates", ".crt",
+                             "etc/ssl/certs/ca-certificates.crt")
 
 
 def update_ca_trust(args, state):
     return _anchor_dir_state(state, "update-ca-trust",
-                             "etc/pki/ca-trust/source/anchors", "")
+                             "etc/pki/ca-trust/source/anchors", "",
+                             "etc/pki/tls/certs/ca-bundle.crt")
 
 
 def trust(args, state):
