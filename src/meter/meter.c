@@ -1176,7 +1176,14 @@ record_emit(struct meter_exchange *mx, const struct meter_end_info *end,
 		r->duration_ms = end->duration_ms;
 		r->bytes_up = (int64_t)end->bytes_up;
 		r->bytes_down = (int64_t)end->bytes_down;
-		if (end->error != NULL)
+		if (end->error != NULL && mx->status == 0 &&
+		    strncmp(end->error, "upstream: ", 10) == 0) {
+			/* The daemon answered 502 itself: the upstream was
+			 * unreachable or failed verification.  Its cause says
+			 * more than "incomplete". */
+			r->status = 502;
+			provider_set_error(&mx->st, end->error);
+		} else if (end->error != NULL)
 			provider_set_error(&mx->st, "incomplete");
 	} else {
 		r->duration_ms = ended_ms - r->started_at;

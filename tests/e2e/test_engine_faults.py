@@ -54,6 +54,13 @@ def test_upstream_fault_is_502_and_request_never_sent(start_daemon,
         assert new[0].sni == HOST
     # The daemon still serves.
     assert d.healthz()["status"] == "ok"
+    # The exchange is recorded with the 502 the client saw and its cause.
+    from meterfixtures import wait_records
+    rec = wait_records(d, 1, pred=lambda x: x["path"] == "/v1/messages")[0]
+    assert rec["status"] == 502
+    assert rec["error"].startswith("upstream: "), rec["error"]
+    assert re.search(FAULT_REASONS[kind], rec["error"], re.I), rec["error"]
+    assert rec["input_tokens"] is None and rec["output_tokens"] is None
 
 
 # -------------------------------------------------------------- bad input
