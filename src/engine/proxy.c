@@ -6,8 +6,9 @@
  * the upstream bufferevent, and exactly one close function (conn_close)
  * that every error path ends in.  Bytes are moved between the halves with
  * evbuffer_remove_buffer (no copy of the payload beyond what bufferevents
- * do); the HTTP parser only looks at them to find message boundaries and
- * to hand de-chunked payload to the hooks.
+ * do, except that a small TLS output is made one chain, see
+ * coalesce_output); the HTTP parser only looks at them to find message
+ * boundaries and to hand de-chunked payload to the hooks.
  *
  * Modes of a connection:
  *   FIRST     plain client, waiting for the first request (CONNECT,
@@ -47,6 +48,7 @@
 #include "exchange-priv.h"
 
 #define HIGH_WATER          (256 * 1024)
+#define COALESCE_MAX        (16 * 1024) /* one TLS record's payload */
 #define TIMEOUT_HANDSHAKE_S 15
 #define TIMEOUT_CONNECT_S   15
 #define TIMEOUT_IDLE_S      120
@@ -577,6 +579,43 @@ upstream_failed(struct conn *c, const char *cause)
 	log_warnx("upstream %s:%d: %s", c->host, c->port, cause);
 }
 
+/* Makes the pending output of a TLS half one contiguous chain when it is
+ * small.  bufferevent_openssl does one SSL_write (one TLS record, one
+ * write()) per evbuffer chain, and the relay appends a message in pieces
+ * (head, chunk lines, payload, chains moved as they were read), so a 4 KB
+ * response would go out as several records and system calls.  Called at
+ * the end of every callback that may have added output, before the
+ * socket's write event runs (the next epoll_wait reports it at once: the
+ * socket is writable), so nothing waits for more input, it is only copied
+ * once (at most COALESCE_MAX bytes).  libevent
+ * sets SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, so a write that must be
+ * retried may find its (unchanged) bytes at a new address. */
+static void
+coalesce_output(struct bufferevent *bev)
+{
+	struct evbuffer *out;
+	size_t len;
+
+	if (bev == NULL || bufferevent_openssl_get_ssl(bev) == NULL)
+		return;
+	out = bufferevent_get_output(bev);
+	len = evbuffer_get_length(out);
+	if (len == 0 || len > COALESCE_MAX)
+		return;
+	if (evbuffer_peek(out, -1, NULL, NULL, 0) > 1)
+		evbuffer_pullup(out, -1);
+}
+
+/* Coalesces the output of both halves of a live connection. */
+static void
+coalesce_outputs(struct conn *c)
+{
+	if (c->dead)
+		return;
+	coalesce_output(c->cbev);
+	coalesce_output(c->ubev);
+}
+
 static void
 upstream_setup_bev(struct conn *c, int timeout_s)
 {
@@ -808,6 +847,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 			upstream_ready(c);
 		else
 			upstream_connected(c);
+		coalesce_outputs(c);
 		return;
 	}
 	if (c->up != U_READY) {
@@ -1588,6 +1628,7 @@ client_read_cb(struct bufferevent *bev, void *arg)
 		http_client_input(c);
 		break;
 	}
+	coalesce_outputs(c);
 }
 
 static void
@@ -1609,6 +1650,7 @@ client_write_cb(struct bufferevent *bev, void *arg)
 			http_upstream_input(c);
 		else
 			opaque_relay(c, 0);
+		coalesce_outputs(c);
 	}
 }
 
@@ -1626,6 +1668,7 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 		http_upstream_input(c);
 	else
 		opaque_relay(c, 0);
+	coalesce_outputs(c);
 }
 
 static void
@@ -1653,6 +1696,7 @@ upstream_write_cb(struct bufferevent *bev, void *arg)
 			http_client_input(c);
 		else
 			opaque_relay(c, 1);
+		coalesce_outputs(c);
 	}
 }
 
