@@ -146,3 +146,41 @@ def test_non_loopback_listen_is_refused(hm, tmp_path):
            "0.0.0.0:%d" % free_port(), timeout=10)
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "allow_remote" in r.stderr
+
+
+def _healthz_request(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    return s
+
+
+def test_max_connections_pauses_accepting(start_daemon, home):
+    """Past max_connections the daemon stops accepting (the kernel queues
+    the client) and resumes when a connection closes; nothing fails."""
+    d0 = home / ".halton-meter"
+    d0.mkdir(mode=0o700, exist_ok=True)
+    (d0 / "config").write_text("max_connections = 16\n")
+    d = start_daemon()
+    held = [socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            for _ in range(16)]
+    time.sleep(0.5)  # let the daemon accept all 16
+    extra = _healthz_request(d.port)
+    extra.settimeout(1.0)
+    try:
+        got = extra.recv(1)
+    except socket.timeout:
+        got = None
+    assert got is None, "a 17th connection was served past the limit"
+    held.pop().close()
+    extra.settimeout(5)
+    data = b""
+    while True:
+        chunk = extra.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200 "), data[:100]
+    assert json.loads(data.split(b"\r\n\r\n", 1)[1])["connections"] <= 16
+    extra.close()
+    for s in held:
+        s.close()
