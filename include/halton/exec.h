@@ -35,6 +35,10 @@ struct exec_result {
  * the command ran and exited 0, else -1; r is filled either way and must
  * be released with exec_result_free(). */
 int exec_run(const char *const *, int, int, struct exec_result *);
+/* exec_run() with envp as the child's whole environment instead of
+ * environ (argv[0] is still looked up in this process's PATH). */
+int exec_run_env(
+    const char *const *, char *const *, int, int, struct exec_result *);
 void exec_result_free(struct exec_result *);
 
 /* A one-line description of a failed run for messages:

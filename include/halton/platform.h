@@ -28,6 +28,14 @@
 #define PLATFORM_CA_NAME  "halton-meter CA" /* NSS nickname */
 #define PLATFORM_CA_ALIAS "halton-meter"    /* Java alias, file names */
 
+/* The service names `init --apps` installs and doctor checks. */
+#define PLATFORM_DARWIN_LABEL    "com.halton-meter.daemon" /* launchd */
+#define PLATFORM_DARWIN_AGENTS   "Library/LaunchAgents"    /* under HOME */
+#define PLATFORM_LINUX_UNIT      "halton-meter.service"    /* systemd --user */
+#define PLATFORM_LINUX_ENVD_FILE "60-halton-meter.conf"
+#define PLATFORM_LINUX_ENVD                                                    \
+	"environment.d/" PLATFORM_LINUX_ENVD_FILE /* ~/.config */
+
 struct platform_ctx {
 	const struct config *cfg;
 	const struct envvars *env;

@@ -2,13 +2,10 @@
  * run: run one command with the meter's variables in its environment
  * only, starting the daemon when none answers.
  */
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +15,14 @@
 #include "halton/cli.h"
 #include "halton/envvars.h"
 #include "halton/exec.h"
+#include "halton/healthz.h"
 #include "halton/paths.h"
 #include "halton/platform.h"
 #include "halton/util.h"
 #include "halton/xmalloc.h"
 
-#define RUN_START_WAIT_MS 3000
+#define RUN_START_WAIT_MS      3000
+#define RUN_HEALTHZ_TIMEOUT_MS 1000
 
 extern char **environ;
 
@@ -31,47 +30,11 @@ extern char **environ;
 static int
 healthz_ok(const char *host, int port)
 {
-	struct addrinfo hints, *res = NULL, *ai;
-	struct timeval tv = {1, 0};
-	char service[16], req[256], buf[64];
-	size_t got = 0;
-	ssize_t n;
-	int fd = -1, ok = 0;
+	struct healthz h;
 
-	snprintf(service, sizeof(service), "%d", port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if (getaddrinfo(host, service, &hints, &res) != 0)
-		return 0;
-	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next) {
-		if ((fd = socket(ai->ai_family, ai->ai_socktype,
-		         ai->ai_protocol)) == -1)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
-			close(fd);
-			fd = -1;
-		}
-	}
-	freeaddrinfo(res);
-	if (fd == -1)
-		return 0;
-	snprintf(req, sizeof(req),
-	    "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\n"
-	    "Connection: close\r\n\r\n",
-	    strchr(host, ':') ? "[::1]" : host, port);
-	if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
-		while (got < sizeof(buf) - 1 &&
-		    (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
-			got += (size_t)n;
-		buf[got] = '\0';
-		ok = (str_has_prefix(buf, "HTTP/1.1 200") ||
-		    str_has_prefix(buf, "HTTP/1.0 200"));
-	}
-	close(fd);
-	return ok;
+	return healthz_probe(host, port, RUN_HEALTHZ_TIMEOUT_MS, &h, NULL) ==
+	    0 &&
+	    h.http_status == 200;
 }
 
 /* Starts `halton-meter daemon` (it detaches) and waits until /healthz

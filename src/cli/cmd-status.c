@@ -3,13 +3,9 @@
  * today's usage, the last request and the latest rate-limit snapshots.
  */
 #include <sys/types.h>
-#include <sys/socket.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +15,7 @@
 
 #include "cJSON.h"
 #include "halton/cli.h"
+#include "halton/healthz.h"
 #include "halton/paths.h"
 #include "halton/prices.h"
 #include "halton/report.h"
@@ -27,104 +24,6 @@
 #include "halton/xmalloc.h"
 
 #define HEALTH_TIMEOUT_MS 1000
-#define HEALTH_MAX_BYTES  65536
-
-/* What GET /healthz said; body is its JSON, or NULL. */
-struct health {
-	int running;
-	char error[128];
-	cJSON *body;
-};
-
-static int
-remaining_ms(uint64_t deadline)
-{
-	uint64_t now = time_mono_ms();
-
-	return now >= deadline ? 0 : (int)(deadline - now);
-}
-
-/*
- * GET http://host:port/healthz over a plain socket, all of it within
- * HEALTH_TIMEOUT_MS.  Fills h: running when an HTTP response came back.
- */
-static void
-health_check(const char *host, int port, struct health *h)
-{
-	struct addrinfo hints, *ai = NULL;
-	struct pollfd pfd;
-	struct strbuf sb;
-	char portstr[16], buf[4096], *body;
-	uint64_t deadline = time_mono_ms() + HEALTH_TIMEOUT_MS;
-	socklen_t sl;
-	ssize_t n;
-	int fd = -1, err = 0, rc;
-
-	memset(h, 0, sizeof(*h));
-	strbuf_init(&sb);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	if ((rc = getaddrinfo(host, portstr, &hints, &ai)) != 0) {
-		snprintf(h->error, sizeof(h->error), "%s", gai_strerror(rc));
-		goto out;
-	}
-	if ((fd = socket(ai->ai_family, SOCK_STREAM, 0)) == -1 ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1)
-		goto syserr;
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
-		if (errno != EINPROGRESS)
-			goto syserr;
-		pfd.fd = fd;
-		pfd.events = POLLOUT;
-		if (poll(&pfd, 1, remaining_ms(deadline)) <= 0) {
-			snprintf(h->error, sizeof(h->error), "timed out");
-			goto out;
-		}
-		sl = sizeof(err);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) == -1)
-			goto syserr;
-		if (err != 0) {
-			errno = err;
-			goto syserr;
-		}
-	}
-	snprintf(buf, sizeof(buf),
-	    "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\n"
-	    "Connection: close\r\n\r\n",
-	    host, port);
-	if (write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf))
-		goto syserr;
-	for (;;) {
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, remaining_ms(deadline)) <= 0)
-			break;
-		if ((n = read(fd, buf, sizeof(buf))) <= 0)
-			break;
-		strbuf_add(&sb, buf, (size_t)n);
-		if (sb.len > HEALTH_MAX_BYTES)
-			break;
-	}
-	if (sb.len == 0 || !str_has_prefix(sb.data, "HTTP/1.")) {
-		snprintf(h->error, sizeof(h->error),
-		    sb.len == 0 ? "no answer" : "not an HTTP answer");
-		goto out;
-	}
-	h->running = 1;
-	if ((body = strstr(sb.data, "\r\n\r\n")) != NULL)
-		h->body = cJSON_Parse(body + 4);
-	goto out;
-syserr:
-	snprintf(h->error, sizeof(h->error), "%s", strerror(errno));
-out:
-	if (fd != -1)
-		close(fd);
-	if (ai != NULL)
-		freeaddrinfo(ai);
-	strbuf_free(&sb);
-}
 
 static double
 json_num(const cJSON *o, const char *key, double dflt)
@@ -414,13 +313,13 @@ status_exec(const struct cmd *self, int argc, char **argv)
 	struct report *today = NULL;
 	struct report_last last;
 	struct report_ratelimit *rls = NULL;
-	struct health h;
+	struct healthz h;
 	cJSON *root, *o, *arr, *it;
-	char *db = NULL, *cause = NULL, *text, a[32], b[32], c[32];
-	const char *s;
+	char *db = NULL, *cause = NULL, *herr = NULL, *text, a[32], b[32];
+	char c[32];
 	size_t nrls = 0, i;
 	int64_t now = time_now_ms();
-	int json = 0, rc = 1;
+	int json = 0, running, rc = 1;
 
 	memset(&last, 0, sizeof(last));
 	if (cli_wants_help(self, argc, argv))
@@ -435,7 +334,8 @@ status_exec(const struct cmd *self, int argc, char **argv)
 	if (cli_load_config(self, &cfg) == -1)
 		return 1;
 	db = cfg.db != NULL ? xstrdup(cfg.db) : paths_state_file("meter.db");
-	health_check(cfg.listen_host, cfg.listen_port, &h);
+	running = healthz_probe(cfg.listen_host, cfg.listen_port,
+	              HEALTH_TIMEOUT_MS, &h, &herr) == 0;
 	if (prices_load_default(&prices, &cause) == -1)
 		goto fail;
 	memset(&opt, 0, sizeof(opt));
@@ -450,21 +350,20 @@ status_exec(const struct cmd *self, int argc, char **argv)
 
 	root = cJSON_CreateObject();
 	o = cJSON_AddObjectToObject(root, "daemon");
-	cJSON_AddBoolToObject(o, "running", h.running);
+	cJSON_AddBoolToObject(o, "running", running);
 	cJSON_AddStringToObject(o, "address", cfg.listen);
-	if (h.running && h.body != NULL) {
-		cJSON_AddNumberToObject(o, "pid", json_num(h.body, "pid", -1));
+	if (running && h.is_json) {
+		cJSON_AddNumberToObject(o, "pid", (double)h.pid);
+		cJSON_AddNumberToObject(o, "uptime_s", (double)h.uptime_s);
+		if (h.has_version)
+			cJSON_AddStringToObject(o, "version", h.version);
+		cJSON_AddNumberToObject(o, "connections",
+		    h.connections >= 0 ? (double)h.connections : 0);
 		cJSON_AddNumberToObject(
-		    o, "uptime_s", json_num(h.body, "uptime_s", -1));
-		if ((s = json_str(h.body, "version")) != NULL)
-			cJSON_AddStringToObject(o, "version", s);
-		cJSON_AddNumberToObject(
-		    o, "connections", json_num(h.body, "connections", 0));
-		cJSON_AddNumberToObject(
-		    o, "exchanges", json_num(h.body, "exchanges", 0));
+		    o, "exchanges", h.exchanges >= 0 ? (double)h.exchanges : 0);
 	}
-	if (!h.running)
-		cJSON_AddStringToObject(o, "error", h.error);
+	if (!running)
+		cJSON_AddStringToObject(o, "error", herr);
 	cJSON_AddItemToObject(root, "installed", installed_json());
 	o = cJSON_AddObjectToObject(root, "today");
 	cJSON_AddNumberToObject(o, "requests", (double)today->total.requests);
@@ -506,17 +405,17 @@ status_exec(const struct cmd *self, int argc, char **argv)
 		free(text);
 	} else {
 		o = cJSON_GetObjectItemCaseSensitive(root, "daemon");
-		if (h.running && h.body == NULL)
+		if (running && !h.is_json)
 			printf("daemon     running, %s (no health details)\n",
 			    cfg.listen);
-		else if (h.running) {
+		else if (running) {
 			fmt_duration(
 			    (int64_t)json_num(o, "uptime_s", 0), a, sizeof(a));
 			printf("daemon     running, pid %.0f, up %s, %s\n",
 			    json_num(o, "pid", -1), a, cfg.listen);
 		} else
 			printf("daemon     not running (%s: %s)\n", cfg.listen,
-			    h.error);
+			    herr);
 		o = cJSON_GetObjectItemCaseSensitive(root, "installed");
 		if (!cJSON_IsTrue(
 		        cJSON_GetObjectItemCaseSensitive(o, "initialised")))
@@ -564,7 +463,7 @@ status_exec(const struct cmd *self, int argc, char **argv)
 fail:
 	cli_error(self, "%s", cause);
 out:
-	cJSON_Delete(h.body);
+	free(herr);
 	free(cause);
 	free(db);
 	config_free(&cfg);

@@ -34,6 +34,7 @@
 #include "halton/certifi.h"
 #include "halton/doctor.h"
 #include "halton/exec.h"
+#include "halton/healthz.h"
 #include "halton/intercept.h"
 #include "halton/paths.h"
 #include "halton/platform.h"
@@ -41,9 +42,6 @@
 #include "halton/store.h"
 #include "halton/xmalloc.h"
 
-#define DARWIN_LABEL   "com.halton-meter.daemon"
-#define LINUX_UNIT     "halton-meter.service"
-#define LINUX_ENVD     "environment.d/60-halton-meter.conf"
 #define DOCTOR_HOST    INTERCEPT_DOCTOR_HOST
 #define MAX_ANSWER     65536
 #define LOG_TAIL_BYTES 65536
@@ -371,61 +369,33 @@ write_all(int fd, const char *s, size_t n)
 void
 doctor_probe(struct doctor *d)
 {
-	struct strbuf sb;
-	char req[256], buf[4096], *body;
-	cJSON *j, *v;
-	ssize_t n;
-	int fd;
+	struct healthz h;
+	char *cause = NULL;
 
 	if (d->probed)
 		return;
 	d->probed = 1;
-	fd = tcp_connect(d->cfg.listen_host, d->cfg.listen_port,
-	    d->health_error, sizeof(d->health_error));
-	if (fd == -1)
+	if (healthz_probe(d->cfg.listen_host, d->cfg.listen_port,
+	        DOCTOR_NET_TIMEOUT_MS, &h, &cause) == -1) {
+		snprintf(d->health_error, sizeof(d->health_error), "%s", cause);
+		free(cause);
 		return;
-	snprintf(req, sizeof(req),
-	    "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\n"
-	    "Connection: close\r\n\r\n",
-	    d->cfg.listen_host, d->cfg.listen_port);
-	strbuf_init(&sb);
-	if (write_all(fd, req, strlen(req)) == -1) {
-		snprintf(d->health_error, sizeof(d->health_error), "%s",
-		    strerror(errno));
-		goto out;
-	}
-	while (sb.len < MAX_ANSWER && (n = read(fd, buf, sizeof(buf))) > 0)
-		strbuf_add(&sb, buf, (size_t)n);
-	if (sb.len == 0 || !str_has_prefix(sb.data, "HTTP/1.")) {
-		snprintf(d->health_error, sizeof(d->health_error), "%s",
-		    sb.len == 0 ? "connected, but no answer"
-		                : "not an HTTP answer");
-		goto out;
 	}
 	d->answering = 1;
-	if ((body = strstr(sb.data, "\r\n\r\n")) == NULL ||
-	    (j = cJSON_Parse(body + 4)) == NULL) {
+	if (!h.is_json) {
 		snprintf(d->health_error, sizeof(d->health_error),
 		    "the answer to /healthz is not halton-meter's JSON");
-		goto out;
+		return;
 	}
-	v = cJSON_GetObjectItemCaseSensitive(j, "version");
-	if (cJSON_IsString(v)) {
+	if (h.has_version) {
 		d->is_meter = 1;
-		d->health_version = xstrdup(v->valuestring);
+		d->health_version = xstrdup(h.version);
 	} else
 		snprintf(d->health_error, sizeof(d->health_error),
 		    "the answer to /healthz carries no version");
-	v = cJSON_GetObjectItemCaseSensitive(j, "pid");
-	d->health_pid = cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
-	v = cJSON_GetObjectItemCaseSensitive(j, "uptime_s");
-	d->health_uptime = cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
-	v = cJSON_GetObjectItemCaseSensitive(j, "exchanges");
-	d->health_exchanges = cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
-	cJSON_Delete(j);
-out:
-	close(fd);
-	strbuf_free(&sb);
+	d->health_pid = h.pid;
+	d->health_uptime = h.uptime_s;
+	d->health_exchanges = h.exchanges;
 }
 
 static int
@@ -1024,8 +994,8 @@ check_env_files(struct doctor *d)
 	} else {
 		const char *x = getenv("XDG_CONFIG_HOME");
 		char *path = x != NULL && x[0] == '/'
-		    ? xasprintf("%s/%s", x, LINUX_ENVD)
-		    : xasprintf("%s/.config/%s", d->home, LINUX_ENVD);
+		    ? xasprintf("%s/%s", x, PLATFORM_LINUX_ENVD)
+		    : xasprintf("%s/.config/%s", d->home, PLATFORM_LINUX_ENVD);
 		char *body = envvars_format(&d->env, ENVVARS_ENVIRONMENT_D);
 		char *text = file_read(path, NULL);
 
@@ -1513,33 +1483,36 @@ check_service(struct doctor *d)
 	if (strcmp(d->platform->name, "darwin") == 0) {
 		char *target;
 
-		if (manifest_find(d->m, "launch_agent", DARWIN_LABEL) == NULL) {
+		if (manifest_find(
+		        d->m, "launch_agent", PLATFORM_DARWIN_LABEL) == NULL) {
 			doctor_add(d, DOCTOR_WARN, "daemon", d->init_cmd,
 			    "no LaunchAgent: the meter does not start at "
 			    "login");
 			return;
 		}
-		target = xasprintf("gui/%ld/%s", (long)getuid(), DARWIN_LABEL);
+		target = xasprintf(
+		    "gui/%ld/%s", (long)getuid(), PLATFORM_DARWIN_LABEL);
 		{
 			const char *argv[] = {
 			    "launchctl", "print", target, NULL};
 
 			if (query(argv, &r) == 0)
 				doctor_add(d, DOCTOR_OK, "daemon", NULL,
-				    "LaunchAgent %s is loaded", DARWIN_LABEL);
+				    "LaunchAgent %s is loaded",
+				    PLATFORM_DARWIN_LABEL);
 			else {
 				char *fix = xasprintf(
 				    "launchctl bootstrap gui/%ld "
-				    "%s/Library/LaunchAgents/%s.plist",
+				    "%s/" PLATFORM_DARWIN_AGENTS "/%s.plist",
 				    (long)getuid(),
 				    tilde(d, d->home, t, sizeof(t)),
-				    DARWIN_LABEL);
+				    PLATFORM_DARWIN_LABEL);
 
 				doctor_add(d, DOCTOR_FAIL, "daemon", fix,
 				    "LaunchAgent %s is not loaded (check "
 				    "System Settings > General > Login "
 				    "Items)",
-				    DARWIN_LABEL);
+				    PLATFORM_DARWIN_LABEL);
 				free(fix);
 			}
 			exec_result_free(&r);
@@ -1547,7 +1520,7 @@ check_service(struct doctor *d)
 		free(target);
 		return;
 	}
-	if (manifest_find(d->m, "systemd_unit", LINUX_UNIT) == NULL) {
+	if (manifest_find(d->m, "systemd_unit", PLATFORM_LINUX_UNIT) == NULL) {
 		doctor_add(d, DOCTOR_WARN, "daemon",
 		    "start it by hand: halton-meter daemon",
 		    "no systemd user service (no user manager answered "
@@ -1555,19 +1528,22 @@ check_service(struct doctor *d)
 		return;
 	}
 	{
-		const char *argv[] = {
-		    "systemctl", "--user", "is-active", LINUX_UNIT, NULL};
+		const char *argv[] = {"systemctl", "--user", "is-active",
+		    PLATFORM_LINUX_UNIT, NULL};
 		char *w;
 
 		(void)query(argv, &r);
 		w = first_line(r.out);
 		if (strcmp(w, "active") == 0)
 			doctor_add(d, DOCTOR_OK, "daemon", NULL,
-			    "systemd user service %s is active", LINUX_UNIT);
+			    "systemd user service %s is active",
+			    PLATFORM_LINUX_UNIT);
 		else
 			doctor_add(d, DOCTOR_FAIL, "daemon",
-			    "systemctl --user enable --now " LINUX_UNIT,
-			    "systemd user service %s is %s", LINUX_UNIT,
+			    "systemctl --user enable "
+			    "--now " PLATFORM_LINUX_UNIT,
+			    "systemd user service %s is %s",
+			    PLATFORM_LINUX_UNIT,
 			    w[0] != '\0' ? w : "not answering");
 		free(w);
 		exec_result_free(&r);
@@ -1744,21 +1720,6 @@ static const struct client clients[] = {
     {"curl", "CURL_CA_BUNDLE", curl_argv},
 };
 
-/* Runs argv with envp as its whole environment (exec_run passes
- * environ; it is swapped for the call). */
-static int
-run_with_env(
-    const char *const *argv, char **envp, int timeout_ms, struct exec_result *r)
-{
-	char **saved = environ;
-	int rc;
-
-	environ = envp;
-	rc = exec_run(argv, timeout_ms, 0, r);
-	environ = saved;
-	return rc;
-}
-
 /* Which variable of envp is wrong for a client reading ca_var, or NULL
  * when they all look right (malloc'd); *name gets the variable. */
 static char *
@@ -1841,7 +1802,8 @@ check_clients(struct doctor *d)
 		if (!exec_in_path(c->name))
 			continue;
 		any = 1;
-		rc = run_with_env(c->argv, envp, DOCTOR_CLIENT_TIMEOUT_MS, &r);
+		rc = exec_run_env(
+		    c->argv, envp, DOCTOR_CLIENT_TIMEOUT_MS, 0, &r);
 		if (rc == 0 && strcmp(c->name, "curl") == 0 &&
 		    (r.out == NULL || strcmp(r.out, "200") != 0))
 			rc = -1;
@@ -2100,11 +2062,11 @@ doctor_init(struct doctor *d, int fix)
 	if (d->level >= MANIFEST_APPS && d->platform != NULL &&
 	    strcmp(d->platform->name, "darwin") == 0)
 		d->restart_cmd = xasprintf("launchctl kickstart -k gui/%ld/%s",
-		    (long)getuid(), DARWIN_LABEL);
+		    (long)getuid(), PLATFORM_DARWIN_LABEL);
 	else if (d->level >= MANIFEST_APPS &&
-	    manifest_find(d->m, "systemd_unit", LINUX_UNIT) != NULL)
+	    manifest_find(d->m, "systemd_unit", PLATFORM_LINUX_UNIT) != NULL)
 		d->restart_cmd =
-		    xstrdup("systemctl --user restart " LINUX_UNIT);
+		    xstrdup("systemctl --user restart " PLATFORM_LINUX_UNIT);
 	else
 		d->restart_cmd = xstrdup("halton-meter daemon");
 	if (file_exists(d->ca_key_file))
@@ -2212,8 +2174,8 @@ doctor_apply_fixes(struct doctor *d, struct strbuf *out)
 
 		n++;
 		if (strstr(d->restart_cmd, "launchctl") != NULL) {
-			target = xasprintf(
-			    "gui/%ld/%s", (long)getuid(), DARWIN_LABEL);
+			target = xasprintf("gui/%ld/%s", (long)getuid(),
+			    PLATFORM_DARWIN_LABEL);
 			{
 				const char *argv[] = {"launchctl", "kickstart",
 				    "-k", target, NULL};
@@ -2221,8 +2183,8 @@ doctor_apply_fixes(struct doctor *d, struct strbuf *out)
 				rc = exec_run(argv, EXEC_TIMEOUT_MS, 0, &r);
 			}
 		} else if (strstr(d->restart_cmd, "systemctl") != NULL) {
-			const char *argv[] = {
-			    "systemctl", "--user", "restart", LINUX_UNIT, NULL};
+			const char *argv[] = {"systemctl", "--user", "restart",
+			    PLATFORM_LINUX_UNIT, NULL};
 
 			rc = exec_run(argv, EXEC_TIMEOUT_MS, 0, &r);
 		} else if (!d->answering) {

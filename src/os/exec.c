@@ -96,6 +96,17 @@ int
 exec_run(
     const char *const *argv, int timeout_ms, int flags, struct exec_result *r)
 {
+	return exec_run_env(argv, environ, timeout_ms, flags, r);
+}
+
+/*
+ * Runs argv like exec_run() with envp as the child's whole environment
+ * (argv[0] is still looked up in this process's PATH).
+ */
+int
+exec_run_env(const char *const *argv, char *const *envp, int timeout_ms,
+    int flags, struct exec_result *r)
+{
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	struct strbuf out, err;
@@ -133,8 +144,7 @@ exec_run(
 		posix_spawn_file_actions_addclose(&fa, pe[1]);
 	}
 	spawn_attr_init(&attr, 0);
-	rc = posix_spawnp(
-	    &pid, argv[0], &fa, &attr, (char *const *)argv, environ);
+	rc = posix_spawnp(&pid, argv[0], &fa, &attr, (char *const *)argv, envp);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0) {

@@ -21,7 +21,6 @@
 #include "halton/platform.h"
 #include "halton/xmalloc.h"
 
-#define DARWIN_LABEL    "com.halton-meter.daemon"
 #define DARWIN_KEYCHAIN "/Library/Keychains/System.keychain"
 
 const char platform_launchd_template[] =
@@ -148,12 +147,12 @@ apps_agent(struct platform_ctx *c)
 	struct exec_result r;
 	int changed, loaded, existed;
 
-	plist = xasprintf(
-	    "%s/Library/LaunchAgents/%s.plist", c->home, DARWIN_LABEL);
+	plist = xasprintf("%s/" PLATFORM_DARWIN_AGENTS "/%s.plist", c->home,
+	    PLATFORM_DARWIN_LABEL);
 	content = platform_render(
 	    platform_launchd_template, c->self_exe, c->state_dir, 1);
 	dom = gui_domain();
-	target = xasprintf("%s/%s", dom, DARWIN_LABEL);
+	target = xasprintf("%s/%s", dom, PLATFORM_DARWIN_LABEL);
 	if (platform_file(c, plist, content, 0644, MANIFEST_APPS, &changed) ==
 	    -1)
 		goto out;
@@ -164,7 +163,8 @@ apps_agent(struct platform_ctx *c)
 		exec_result_free(&r);
 	}
 	if (loaded && !changed) {
-		platform_same(c, "LaunchAgent %s is loaded", DARWIN_LABEL);
+		platform_same(
+		    c, "LaunchAgent %s is loaded", PLATFORM_DARWIN_LABEL);
 		goto record;
 	}
 	if (loaded) {
@@ -192,11 +192,11 @@ apps_agent(struct platform_ctx *c)
 	platform_done(c,
 	    "LaunchAgent %s: %s (runs halton-meter daemon at "
 	    "login, keeps it alive)",
-	    DARWIN_LABEL, plist);
+	    PLATFORM_DARWIN_LABEL, plist);
 record:
 	if (!c->dry_run) {
-		cJSON *e = manifest_entry(c->m, "launch_agent", DARWIN_LABEL,
-		    MANIFEST_APPS, &existed);
+		cJSON *e = manifest_entry(c->m, "launch_agent",
+		    PLATFORM_DARWIN_LABEL, MANIFEST_APPS, &existed);
 		manifest_set_str(e, "plist", plist);
 	}
 out:

@@ -27,9 +27,6 @@
 #include "halton/platform.h"
 #include "halton/xmalloc.h"
 
-#define LINUX_UNIT      "halton-meter.service"
-#define LINUX_ENVD_FILE "60-halton-meter.conf"
-
 const char platform_systemd_template[] =
     "[Unit]\n"
     "Description=halton-meter: meters LLM API usage through a local proxy\n"
@@ -59,7 +56,8 @@ config_home(const char *home)
 static char *
 systemctl_word(const char *verb)
 {
-	const char *argv[] = {"systemctl", "--user", verb, LINUX_UNIT, NULL};
+	const char *argv[] = {
+	    "systemctl", "--user", verb, PLATFORM_LINUX_UNIT, NULL};
 	struct exec_result r;
 	char *w, *nl;
 
@@ -79,8 +77,8 @@ linux_apps(struct platform_ctx *c)
 	int envd_changed = 0, unit_changed = 0, existed, is_on;
 	cJSON *e;
 
-	envd = xasprintf("%s/environment.d/%s", cfg, LINUX_ENVD_FILE);
-	unit = xasprintf("%s/systemd/user/%s", cfg, LINUX_UNIT);
+	envd = xasprintf("%s/%s", cfg, PLATFORM_LINUX_ENVD);
+	unit = xasprintf("%s/systemd/user/%s", cfg, PLATFORM_LINUX_UNIT);
 	body = envvars_format(c->env, ENVVARS_ENVIRONMENT_D);
 	content = xasprintf("# Written by halton-meter init --apps; "
 	                    "removed by halton-meter uninstall.\n%s",
@@ -110,16 +108,16 @@ linux_apps(struct platform_ctx *c)
 		platform_same(c,
 		    "systemd user service %s is enabled and "
 		    "running",
-		    LINUX_UNIT);
+		    PLATFORM_LINUX_UNIT);
 		goto out;
 	}
 	{
 		const char *reload[] = {
 		    "systemctl", "--user", "daemon-reload", NULL};
-		const char *enable[] = {
-		    "systemctl", "--user", "enable", "--now", LINUX_UNIT, NULL};
-		const char *restart[] = {
-		    "systemctl", "--user", "restart", LINUX_UNIT, NULL};
+		const char *enable[] = {"systemctl", "--user", "enable",
+		    "--now", PLATFORM_LINUX_UNIT, NULL};
+		const char *restart[] = {"systemctl", "--user", "restart",
+		    PLATFORM_LINUX_UNIT, NULL};
 
 		if (platform_change(c, reload, &cause) == -1) {
 			platform_skip(c,
@@ -145,8 +143,8 @@ linux_apps(struct platform_ctx *c)
 	    "(Restart=always)",
 	    unit);
 	if (!c->dry_run) {
-		e = manifest_entry(
-		    c->m, "systemd_unit", LINUX_UNIT, MANIFEST_APPS, &existed);
+		e = manifest_entry(c->m, "systemd_unit", PLATFORM_LINUX_UNIT,
+		    MANIFEST_APPS, &existed);
 		manifest_set_str(e, "unit", unit);
 	}
 out:

@@ -167,6 +167,23 @@ test_exec_foreground_status(void)
 	CHECK_INT(errno, ENOENT);
 }
 
+/* The child gets exactly envp: the one variable, nothing of ours. */
+static void
+test_exec_run_env_exact(void)
+{
+	const char *argv[] = {"env", NULL};
+	char *envp[] = {"HALTON_EXEC_T=one two=3", NULL};
+	struct exec_result r;
+
+	setenv("HALTON_EXEC_PARENT", "leak", 1);
+	CHECK_INT(exec_run_env(argv, envp, 5000, 0, &r), 0);
+	CHECK_INT(r.status, 0);
+	CHECK_STR(r.out, "HALTON_EXEC_T=one two=3\n");
+	CHECK_INT(r.out_len, 24);
+	exec_result_free(&r);
+	unsetenv("HALTON_EXEC_PARENT");
+}
+
 static const struct test tests[] = {
     TEST(test_exec_captures_output_and_status),
     TEST(test_exec_success_and_no_shell),
@@ -178,6 +195,7 @@ static const struct test tests[] = {
     TEST(test_exec_quote_argv),
     TEST(test_exec_discard_output),
     TEST(test_exec_foreground_status),
+    TEST(test_exec_run_env_exact),
     {0},
 };
 
