@@ -11,6 +11,8 @@
 
 #include "halton/decode.h"
 
+#include "fuzz-common.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 #define CAP ((size_t)1 << 20)
@@ -18,57 +20,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 static const char *const encodings[] = {"identity", "gzip", "deflate", "br",
     "zstd", "gzip, br", "zstd, gzip", "deflate, deflate"};
 
-struct run {
-	uint64_t hash;
-	size_t len;
-};
-
-static uint64_t
-fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		h = (h ^ c[i]) * 0x100000001b3ULL;
-	return h;
-}
-
 static int
 out_cb(void *arg, const void *data, size_t len)
 {
-	struct run *r = arg;
+	struct fuzz_run *r = arg;
 
-	r->hash = fnv(r->hash, data, len);
-	r->len += len;
-	if (r->len > CAP)
+	fuzz_run_add(r, data, len);
+	r->count += len;
+	if (r->count > CAP)
 		abort();
 	return 0;
 }
 
 static int
-run_decoder(
-    const char *enc, const uint8_t *p, size_t len, size_t split, struct run *r)
+feed_cb(void *parser, const void *p, size_t len)
+{
+	return decode_feed(parser, p, len);
+}
+
+static int
+run_decoder(const char *enc, const uint8_t *p, size_t len, size_t split,
+    struct fuzz_run *r)
 {
 	const char *cause;
 	struct decoder *d;
 	int rc;
 
-	r->hash = 0xcbf29ce484222325ULL;
-	r->len = 0;
+	fuzz_run_init(r);
 	if ((d = decode_new(enc, CAP, out_cb, r, &cause)) == NULL)
 		abort();
-	if (split > 0 && split < len) {
-		rc = decode_feed(d, p, split);
-		if (rc == 0)
-			rc = decode_feed(d, p + split, len - split);
-	} else
-		rc = decode_feed(d, p, len);
+	rc = fuzz_feed_split(feed_cb, d, p, len, split);
 	if (rc == 0)
 		rc = decode_finish(d);
 	if ((rc == -1) != (decode_error(d) != NULL))
 		abort();
-	if (decode_total_out(d) != r->len)
+	if (decode_total_out(d) != r->count)
 		abort();
 	decode_free(d);
 	return rc;
@@ -78,23 +64,22 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *enc;
-	struct run whole, parts;
+	struct fuzz_run whole, parts;
 	size_t split;
 	int a, b;
 
 	if (size < 3)
 		return 0;
 	enc = encodings[data[0] % (sizeof(encodings) / sizeof(encodings[0]))];
-	split = (size_t)data[1] << 8 | data[2];
+	split = fuzz_split(data + 1, size - 3);
 	data += 3;
 	size -= 3;
 	a = run_decoder(enc, data, size, 0, &whole);
-	b = run_decoder(enc, data, size, split % (size + 1), &parts);
+	b = run_decoder(enc, data, size, split, &parts);
 	/* How much a decoder emits before it detects corrupt input depends
 	 * on where the input was cut (brotli, for one, holds output back),
 	 * so outputs are compared only when both runs succeed. */
-	if (a != b ||
-	    (a == 0 && (whole.len != parts.len || whole.hash != parts.hash)))
+	if (a != b || (a == 0 && !fuzz_run_equal(&whole, &parts)))
 		abort();
 	return 0;
 }

@@ -16,48 +16,38 @@
 #include "halton/eventstream.h"
 #include "halton/util.h"
 
+#include "fuzz-common.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-struct run {
-	uint64_t hash;
-	size_t frames;
-};
-
-static uint64_t
-fnv(uint64_t h, const void *p, size_t n)
+/* Folds the header value s (NULL too) into r, terminated. */
+static void
+add_str(struct fuzz_run *r, const char *s)
 {
-	const unsigned char *c = p;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		h = (h ^ c[i]) * 0x100000001b3ULL;
-	return h;
-}
-
-static uint64_t
-fnv_str(uint64_t h, const char *s)
-{
-	if (s == NULL)
-		return fnv(h, "\1", 1);
+	if (s == NULL) {
+		fuzz_run_add(r, "\1", 1);
+		return;
+	}
 	if (strlen(s) > EVENTSTREAM_MAX_HEADER_VALUE)
 		abort();
-	return fnv(fnv(h, s, strlen(s)), "\0", 1);
+	fuzz_run_add(r, s, strlen(s));
+	fuzz_run_add(r, "\0", 1);
 }
 
 static int
 frame_cb(void *arg, const struct eventstream_message *m)
 {
-	struct run *r = arg;
+	struct fuzz_run *r = arg;
 	struct strbuf out;
 
 	if (m->payload_len > EVENTSTREAM_MAX_PAYLOAD)
 		abort();
-	r->hash = fnv_str(r->hash, m->message_type);
-	r->hash = fnv_str(r->hash, m->event_type);
-	r->hash = fnv_str(r->hash, m->exception_type);
-	r->hash = fnv_str(r->hash, m->content_type);
-	r->hash = fnv(r->hash, m->payload, m->payload_len);
-	r->frames++;
+	add_str(r, m->message_type);
+	add_str(r, m->event_type);
+	add_str(r, m->exception_type);
+	add_str(r, m->content_type);
+	fuzz_run_add(r, m->payload, m->payload_len);
+	r->count++;
 	strbuf_init(&out);
 	if (eventstream_chunk_bytes(m->payload, m->payload_len, &out) == 0 &&
 	    out.len > m->payload_len)
@@ -67,24 +57,24 @@ frame_cb(void *arg, const struct eventstream_message *m)
 }
 
 static int
-parse(const uint8_t *p, size_t len, size_t split, struct run *r)
+feed_cb(void *parser, const void *p, size_t len)
+{
+	return eventstream_feed(parser, p, len);
+}
+
+static int
+parse(const uint8_t *p, size_t len, size_t split, struct fuzz_run *r)
 {
 	struct eventstream *es = eventstream_new(frame_cb, r);
 	int rc;
 
-	r->hash = 0xcbf29ce484222325ULL;
-	r->frames = 0;
-	if (split > 0 && split < len) {
-		rc = eventstream_feed(es, p, split);
-		if (rc == 0)
-			rc = eventstream_feed(es, p + split, len - split);
-	} else
-		rc = eventstream_feed(es, p, len);
+	fuzz_run_init(r);
+	rc = fuzz_feed_split(feed_cb, es, p, len, split);
 	if (rc == 0)
 		rc = eventstream_finish(es);
 	if ((rc == -1) != (eventstream_error(es) != NULL))
 		abort();
-	if (eventstream_messages(es) != r->frames)
+	if (eventstream_messages(es) != r->count)
 		abort();
 	eventstream_free(es);
 	return rc;
@@ -120,23 +110,22 @@ repair(uint8_t *p, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct run whole, parts;
+	struct fuzz_run whole, parts;
 	size_t split;
 	uint8_t *copy;
 	int a, b;
 
 	if (size < 3)
 		return 0;
-	split = (size_t)data[1] << 8 | data[2];
+	split = fuzz_split(data + 1, size - 3);
 	copy = malloc(size - 3 ? size - 3 : 1);
 	memcpy(copy, data + 3, size - 3);
 	if (data[0] & 1)
 		repair(copy, size - 3);
 	size -= 3;
 	a = parse(copy, size, 0, &whole);
-	b = parse(copy, size, split % (size + 1), &parts);
-	if (a != b || whole.frames != parts.frames || whole.hash != parts.hash)
-		abort();
+	b = parse(copy, size, split, &parts);
+	fuzz_check_same(a, b, &whole, &parts);
 	free(copy);
 	return 0;
 }

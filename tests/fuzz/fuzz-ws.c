@@ -12,30 +12,16 @@
 
 #include "halton/ws.h"
 
+#include "fuzz-common.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 #define LIMIT 4096
 
-struct run {
-	uint64_t hash;
-	size_t messages;
-};
-
-static uint64_t
-fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		h = (h ^ c[i]) * 0x100000001b3ULL;
-	return h;
-}
-
 static int
 message_cb(void *arg, int opcode, const char *data, size_t len)
 {
-	struct run *r = arg;
+	struct fuzz_run *r = arg;
 	unsigned char op = (unsigned char)opcode;
 
 	if (data[len] != '\0' || len > LIMIT)
@@ -46,32 +32,32 @@ message_cb(void *arg, int opcode, const char *data, size_t len)
 		abort();
 	if ((opcode & 8) && len > 125)
 		abort();
-	r->hash = fnv(r->hash, &op, 1);
-	r->hash = fnv(r->hash, data, len);
-	r->messages++;
+	fuzz_run_add(r, &op, 1);
+	fuzz_run_add(r, data, len);
+	r->count++;
 	return 0;
 }
 
 static int
+feed_cb(void *parser, const void *p, size_t len)
+{
+	return ws_feed(parser, p, len);
+}
+
+static int
 decode_ws(int from_client, const struct ws_extensions *ext, const uint8_t *p,
-    size_t len, size_t split, struct run *r, size_t *skipped)
+    size_t len, size_t split, struct fuzz_run *r, size_t *skipped)
 {
 	struct ws *w = ws_new(from_client, ext, LIMIT, message_cb, r);
 	int rc;
 
-	r->hash = 0xcbf29ce484222325ULL;
-	r->messages = 0;
-	if (split > 0 && split < len) {
-		rc = ws_feed(w, p, split);
-		if (rc == 0)
-			rc = ws_feed(w, p + split, len - split);
-	} else
-		rc = ws_feed(w, p, len);
+	fuzz_run_init(r);
+	rc = fuzz_feed_split(feed_cb, w, p, len, split);
 	if (rc == 0)
 		rc = ws_finish(w);
 	if ((rc == -1) != (ws_error(w) != NULL))
 		abort();
-	if (ws_messages(w) != r->messages)
+	if (ws_messages(w) != r->count)
 		abort();
 	*skipped = ws_skipped(w);
 	ws_free(w);
@@ -86,7 +72,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    "client_no_context_takeover",
 	    "permessage-deflate; client_max_window_bits"};
 	struct ws_extensions ext;
-	struct run whole, parts;
+	struct fuzz_run whole, parts;
 	size_t split, skip_a, skip_b;
 	int a, b, from_client;
 
@@ -95,7 +81,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	from_client = data[0] & 1;
 	if (ws_parse_extensions(headers[(data[0] >> 1) & 3], &ext) == -1)
 		abort();
-	split = (size_t)data[1] << 8 | data[2];
+	split = fuzz_split(data + 1, size - 3);
 	data += 3;
 	size -= 3;
 	/* Also run the header parser on the input as text, when it is. */
@@ -104,10 +90,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)ws_parse_extensions((const char *)data, &scratch);
 	}
 	a = decode_ws(from_client, &ext, data, size, 0, &whole, &skip_a);
-	b = decode_ws(
-	    from_client, &ext, data, size, split % (size + 1), &parts, &skip_b);
-	if (a != b || whole.messages != parts.messages ||
-	    whole.hash != parts.hash || skip_a != skip_b)
+	b = decode_ws(from_client, &ext, data, size, split, &parts, &skip_b);
+	if (skip_a != skip_b)
 		abort();
+	fuzz_check_same(a, b, &whole, &parts);
 	return 0;
 }

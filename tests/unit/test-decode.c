@@ -13,6 +13,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "feed.h"
 #include "harness.h"
 #include "halton/decode.h"
 #include "halton/sse.h"
@@ -48,15 +49,16 @@ fixture(const char *name, size_t *len)
 }
 
 static int
+decode_feed_cb(void *d, const void *p, size_t n)
+{
+	return decode_feed(d, p, n);
+}
+
+/* Feeds a piece to d from a buffer of exactly its size. */
+static int
 feed_exact(struct decoder *d, const void *p, size_t n)
 {
-	void *copy = malloc(n ? n : 1);
-	int rc;
-
-	memcpy(copy, p, n);
-	rc = decode_feed(d, copy, n);
-	free(copy);
-	return rc;
+	return feed_copy(decode_feed_cb, d, p, n);
 }
 
 /*
@@ -70,24 +72,14 @@ run(const char *encoding, const void *in, size_t len, size_t split,
 {
 	const char *cause;
 	struct decoder *d = decode_new(encoding, max, sink_cb, s, &cause);
-	const unsigned char *p = in;
-	size_t i;
-	int rc = 0;
+	int rc;
 
 	*error = NULL;
 	if (d == NULL) {
 		*error = cause;
 		return -2;
 	}
-	if (bytewise) {
-		for (i = 0; i < len && rc == 0; i++)
-			rc = feed_exact(d, p + i, 1);
-	} else if (split > 0) {
-		rc = feed_exact(d, p, split);
-		if (rc == 0)
-			rc = feed_exact(d, p + split, len - split);
-	} else
-		rc = feed_exact(d, p, len);
+	rc = feed_pieces(decode_feed_cb, d, in, len, split, bytewise);
 	if (rc == 0)
 		rc = decode_finish(d);
 	if (rc == 0 && decode_total_out(d) != s->out.len)

@@ -12,6 +12,7 @@
 
 #include <zlib.h>
 
+#include "feed.h"
 #include "harness.h"
 #include "halton/eventstream.h"
 #include "halton/util.h"
@@ -83,15 +84,9 @@ fixture(const char *name, size_t *len)
 }
 
 static int
-feed_exact(struct eventstream *es, const void *p, size_t n)
+feed_cb(void *es, const void *p, size_t n)
 {
-	void *copy = malloc(n ? n : 1);
-	int rc;
-
-	memcpy(copy, p, n);
-	rc = eventstream_feed(es, copy, n);
-	free(copy);
-	return rc;
+	return eventstream_feed(es, p, n);
 }
 
 /* Parses whole / split in two / byte by byte; returns the first bad rc. */
@@ -100,19 +95,9 @@ parse(const void *data, size_t len, size_t split, int bytewise, struct msgs *ms,
     const char **err)
 {
 	struct eventstream *es = eventstream_new(collect_cb, ms);
-	const unsigned char *p = data;
-	size_t i;
-	int rc = 0;
+	int rc;
 
-	if (bytewise) {
-		for (i = 0; i < len && rc == 0; i++)
-			rc = feed_exact(es, p + i, 1);
-	} else if (split > 0) {
-		rc = feed_exact(es, p, split);
-		if (rc == 0)
-			rc = feed_exact(es, p + split, len - split);
-	} else
-		rc = feed_exact(es, p, len);
+	rc = feed_pieces(feed_cb, es, data, len, split, bytewise);
 	if (rc == 0)
 		rc = eventstream_finish(es);
 	if (eventstream_messages(es) != ms->n)

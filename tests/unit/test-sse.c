@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "feed.h"
 #include "harness.h"
 #include "halton/sse.h"
 
@@ -53,17 +54,10 @@ events_free(struct events *ev)
 	memset(ev, 0, sizeof(*ev));
 }
 
-/* Feeds a piece from a buffer of exactly its size. */
 static int
-feed_exact(struct sse *s, const char *p, size_t n)
+feed_cb(void *s, const void *p, size_t n)
 {
-	char *copy = malloc(n ? n : 1);
-	int rc;
-
-	memcpy(copy, p, n);
-	rc = sse_feed(s, copy, n);
-	free(copy);
-	return rc;
+	return sse_feed(s, p, n);
 }
 
 /*
@@ -75,18 +69,9 @@ parse(const char *data, size_t len, size_t split, int bytewise,
     struct events *ev, char *last_id, size_t idsize)
 {
 	struct sse *s = sse_new(0, collect_cb, ev);
-	size_t i;
-	int rc = 0;
+	int rc;
 
-	if (bytewise) {
-		for (i = 0; i < len && rc == 0; i++)
-			rc = feed_exact(s, data + i, 1);
-	} else if (split > 0) {
-		rc = feed_exact(s, data, split);
-		if (rc == 0)
-			rc = feed_exact(s, data + split, len - split);
-	} else
-		rc = feed_exact(s, data, len);
+	rc = feed_pieces(feed_cb, s, data, len, split, bytewise);
 	if (rc == 0)
 		rc = sse_finish(s);
 	if (last_id != NULL)
