@@ -20,6 +20,7 @@
 #ifndef HALTON_PROVIDER_H
 #define HALTON_PROVIDER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cJSON.h"
@@ -72,6 +73,14 @@ struct provider {
 	void (*body)(struct provider_state *, const cJSON *);
 	void (*event)(struct provider_state *, const char *, const cJSON *);
 	void (*finish)(struct provider_state *);
+	/*
+	 * Optional, for streamed (SSE) events: 1 if the event named type
+	 * (or NULL) with the raw JSON data[0..len) cannot change the record,
+	 * so the meter need not parse it.  Must answer 0 when unsure: a
+	 * cheap look at the bytes, never a parse.
+	 */
+	int (*skip)(
+	    const struct provider_state *, const char *, const char *, size_t);
 };
 
 extern const struct provider provider_anthropic;
@@ -124,6 +133,14 @@ void provider_set_error(struct provider_state *, const char *);
 /* The common request fields: "model", "stream", and
  * "stream_options.include_usage". */
 void provider_request_common(struct provider_state *, const cJSON *);
+/* 1 if needle occurs in data[0..len). */
+int provider_bytes_has(const char *, size_t, const char *);
+/*
+ * For a skip callback: 1 if every member named key in the raw JSON
+ * data[0..len) (at any depth) has the value null or, when cur is not NULL,
+ * the string cur exactly (without escapes); 0 if any has another value.
+ */
+int provider_raw_key_is(const char *, size_t, const char *, const char *);
 /* 1 if host equals name or ends in "." + name (ASCII, case-insensitive). */
 int provider_host_is(const char *, const char *);
 

@@ -36,7 +36,7 @@
 #include "halton/util.h"
 
 #define STORE_FLUSH_INTERVAL_MS 200
-#define STORE_FLUSH_BATCH       64
+#define STORE_FLUSH_BATCH       256 /* records: flush at once */
 #define STORE_FLUSH_MAX         1024 /* records per transaction */
 #define STORE_BUSY_TIMEOUT_MS   5    /* writer; never a long wait */
 #define STORE_CLOSE_WAIT_MS     2000 /* default bound for store_close */

@@ -63,8 +63,9 @@ struct usage_record {
 	char *usage_json;	/* the provider's raw usage object */
 };
 
-/* Sets every count to -1, every string to NULL, and a fresh random v4
- * uuid. */
+/* Sets every count to -1, every string to NULL, and a fresh uuid: v7
+ * (Unix ms, then a per-process random start counted up per record), so
+ * unique and, within a process, increasing; no system call per record. */
 void usage_record_init(struct usage_record *);
 void usage_record_free(struct usage_record *);
 /* Replaces a string field (frees the old value; copies s, NULL ok). */

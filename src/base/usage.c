@@ -1,4 +1,7 @@
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,49 +12,91 @@
 #include "halton/util.h"
 #include "halton/xmalloc.h"
 
-/* Random bytes for uuids from /dev/urandom, opened once per process (one
- * open per record showed in the daemon's syscall profile). */
-static void
-random_bytes(unsigned char *p, size_t n)
-{
-	static int fd = -1;
-	static unsigned long long state;
-	size_t got = 0;
-	ssize_t r;
+/*
+ * Record ids are UUIDv7 (RFC 9562): 48 bits of Unix time in ms, then 74
+ * bits that are random per process and counted up per record.  The random
+ * part is read once (one /dev/urandom read per record showed in the
+ * daemon's syscall profile); the counter keeps the ids of one process
+ * unique, the time and the random start keep them unique across restarts
+ * and processes, and ids that grow with time keep the inserts into the
+ * uuid index at its right edge (few dirty pages per commit).
+ */
+static pthread_once_t uuid_once = PTHREAD_ONCE_INIT;
+static unsigned int uuid_rand_a;  /* 12 bits */
+static _Atomic uint64_t uuid_seq; /* low 62 bits used */
 
-	if (fd == -1)
-		fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	while (fd != -1 && got < n) {
-		r = read(fd, p + got, n - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
+static void
+uuid_seed(void)
+{
+	unsigned char b[10];
+	unsigned long long state;
+	size_t got = 0, i;
+	ssize_t r;
+	int fd;
+
+	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) != -1) {
+		while (got < sizeof(b)) {
+			r = read(fd, b + got, sizeof(b) - got);
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		close(fd);
 	}
-	if (got == n)
-		return;
-	/* Fallback: not secret, only unique (uuids are not credentials). */
-	if (state == 0)
+	if (got < sizeof(b)) {
+		/* Fallback: not secret, only unique (ids are no secret). */
 		state = (unsigned long long)time_mono_us() ^
-		    ((unsigned long long)getpid() << 32);
-	for (size_t i = 0; i < n; i++) {
-		state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-		p[i] = (unsigned char)(state >> 56);
+		    ((unsigned long long)getpid() << 32) ^
+		    (unsigned long long)time_now_ms();
+		for (i = 0; i < sizeof(b); i++) {
+			state = state * 6364136223846793005ULL +
+			    1442695040888963407ULL;
+			b[i] = (unsigned char)(state >> 56);
+		}
 	}
+	uuid_rand_a = ((unsigned int)b[0] << 8 | b[1]) & 0x0fff;
+	/* Start in the lower half of 62 bits: the count never wraps. */
+	atomic_store(&uuid_seq,
+	    ((uint64_t)b[2] << 56 | (uint64_t)b[3] << 48 |
+	        (uint64_t)b[4] << 40 | (uint64_t)b[5] << 32 |
+	        (uint64_t)b[6] << 24 | (uint64_t)b[7] << 16 |
+	        (uint64_t)b[8] << 8 | (uint64_t)b[9]) &
+	        (((uint64_t)1 << 61) - 1));
+}
+
+/* A new record id, "xxxxxxxx-xxxx-7xxx-yxxx-xxxxxxxxxxxx". */
+static void
+uuid_make(char out[USAGE_UUID_LEN + 1])
+{
+	static const char hexd[] = "0123456789abcdef";
+	unsigned char b[16];
+	uint64_t ms, seq;
+	size_t i, o = 0;
+
+	pthread_once(&uuid_once, uuid_seed);
+	ms = (uint64_t)time_now_ms();
+	seq = atomic_fetch_add(&uuid_seq, 1) & (((uint64_t)1 << 62) - 1);
+	for (i = 0; i < 6; i++)
+		b[i] = (unsigned char)(ms >> (40 - 8 * i));
+	b[6] = (unsigned char)(0x70 | (uuid_rand_a >> 8));
+	b[7] = (unsigned char)(uuid_rand_a & 0xff);
+	b[8] = (unsigned char)(0x80 | (seq >> 56));
+	for (i = 9; i < 16; i++)
+		b[i] = (unsigned char)(seq >> (8 * (15 - i)));
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hexd[b[i] >> 4];
+		out[o++] = hexd[b[i] & 0xf];
+	}
+	out[o] = '\0';
 }
 
 void
 usage_record_init(struct usage_record *r)
 {
-	unsigned char b[16];
-	char hex[33];
-
 	memset(r, 0, sizeof(*r));
-	random_bytes(b, sizeof(b));
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	hex_encode(b, sizeof(b), hex);
-	snprintf(r->uuid, sizeof(r->uuid), "%.8s-%.4s-%.4s-%.4s-%.12s", hex,
-	    hex + 8, hex + 12, hex + 16, hex + 20);
+	uuid_make(r->uuid);
 	r->ttfb_ms = -1;
 	r->duration_ms = -1;
 	r->stream = -1;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -295,6 +296,35 @@ attribution_set_sock_diag(int on)
 }
 
 /*
+ * One NETLINK_SOCK_DIAG socket for the process, made at the first lookup
+ * and kept (socket() + close() per lookup showed in the profile of fresh
+ * connections).  Lookups run on the meter's worker and, rarely, on the
+ * loop (a record that ends before its lookup ran): the lock serialises
+ * them.  Each request has its own sequence number; an answer to another
+ * (a request that timed out) is skipped, and a socket that failed is
+ * closed and made again at the next lookup.
+ */
+static pthread_mutex_t diag_lock = PTHREAD_MUTEX_INITIALIZER;
+static int diag_fd = -1;
+static uint32_t diag_seq;
+
+/* The shared socket, made if needed; -1 if netlink is unavailable.  Called
+ * with diag_lock held. */
+static int
+diag_socket(void)
+{
+	struct timeval tv = {0, DIAG_TIMEOUT_MS * 1000};
+
+	if (diag_fd != -1)
+		return diag_fd;
+	if ((diag_fd = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG)) == -1)
+		return -1;
+	(void)fcntl(diag_fd, F_SETFD, FD_CLOEXEC);
+	(void)setsockopt(diag_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return diag_fd;
+}
+
+/*
  * Asks the kernel (NETLINK_SOCK_DIAG, an exact-match request, not a dump)
  * for the TCP socket src:sport -> dst:dport of family.  Returns 1 and sets
  * *inode and *uid, 0 when no such socket exists, -1 when netlink cannot
@@ -309,7 +339,6 @@ diag_find(int family, const void *src, int sport, const void *dst, int dport,
 		struct inet_diag_req_v2 req;
 	} msg;
 	struct sockaddr_nl sa;
-	struct timeval tv = {0, DIAG_TIMEOUT_MS * 1000};
 	union {
 		struct nlmsghdr align;
 		char buf[8192];
@@ -320,17 +349,20 @@ diag_find(int family, const void *src, int sport, const void *dst, int dport,
 	size_t alen = family == AF_INET ? 4 : 16;
 	ssize_t n;
 	unsigned int len;
-	int fd, rc = -1;
+	uint32_t seq;
+	int fd, rc = -1, tries, stale;
 
-	if ((fd = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG)) == -1)
+	pthread_mutex_lock(&diag_lock);
+	if ((fd = diag_socket()) == -1) {
+		pthread_mutex_unlock(&diag_lock);
 		return -1;
-	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	seq = ++diag_seq;
 	memset(&msg, 0, sizeof(msg));
 	msg.nlh.nlmsg_len = sizeof(msg);
 	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	msg.nlh.nlmsg_flags = NLM_F_REQUEST;
-	msg.nlh.nlmsg_seq = 1;
+	msg.nlh.nlmsg_seq = seq;
 	msg.req.sdiag_family = (uint8_t)family;
 	msg.req.sdiag_protocol = IPPROTO_TCP;
 	msg.req.idiag_states = ~0U;
@@ -344,38 +376,53 @@ diag_find(int family, const void *src, int sport, const void *dst, int dport,
 	sa.nl_family = AF_NETLINK;
 	if (sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&sa,
 	        sizeof(sa)) != (ssize_t)sizeof(msg))
-		goto out;
-	if ((n = recv(fd, ans.buf, sizeof(ans.buf), 0)) <= 0)
-		goto out;
-	len = (unsigned int)n;
-	for (h = &ans.align; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-		if (h->nlmsg_type == NLMSG_ERROR) {
-			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+		goto broken;
+	for (tries = 0; tries < 8; tries++) {
+		if ((n = recv(fd, ans.buf, sizeof(ans.buf), 0)) <= 0)
+			goto broken;
+		len = (unsigned int)n;
+		stale = 0;
+		for (h = &ans.align; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+			if (h->nlmsg_seq != seq) {
+				stale = 1; /* the answer to a timed-out ask */
 				break;
-			e = NLMSG_DATA(h);
-			/* ENOENT: no such socket; anything else (EPERM,
-			 * EOPNOTSUPP): let /proc/net decide. */
-			if (e->error == -ENOENT)
+			}
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+					break;
+				e = NLMSG_DATA(h);
+				/* ENOENT: no such socket; anything else
+				 * (EPERM, EOPNOTSUPP): let /proc/net
+				 * decide. */
+				if (e->error == -ENOENT)
+					rc = 0;
+				break;
+			}
+			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+			    h->nlmsg_len < NLMSG_LENGTH(sizeof(*d)))
+				continue;
+			d = NLMSG_DATA(h);
+			/* inode 0: a closed (TIME_WAIT) socket, no owner
+			 * any more. */
+			if (d->idiag_inode == 0) {
 				rc = 0;
+				break;
+			}
+			*inode = d->idiag_inode;
+			*uid = d->idiag_uid;
+			rc = 1;
 			break;
 		}
-		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-		    h->nlmsg_len < NLMSG_LENGTH(sizeof(*d)))
-			continue;
-		d = NLMSG_DATA(h);
-		/* inode 0: a closed (TIME_WAIT) socket, no owner any more. */
-		if (d->idiag_inode == 0) {
-			rc = 0;
+		if (!stale)
 			break;
-		}
-		*inode = d->idiag_inode;
-		*uid = d->idiag_uid;
-		rc = 1;
-		break;
 	}
-out:
-	close(fd);
+	pthread_mutex_unlock(&diag_lock);
 	return rc;
+broken:
+	close(diag_fd);
+	diag_fd = -1;
+	pthread_mutex_unlock(&diag_lock);
+	return -1;
 }
 
 /*

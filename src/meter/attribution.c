@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,19 +120,52 @@ attribution_client(const char *ua, char **client, char **version)
 	return -1;
 }
 
+/*
+ * SHA-256, fetched once: EVP_sha256() makes OpenSSL 3 look the
+ * implementation up again at every digest (one per request).
+ */
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+static EVP_MD *sha256_fetched;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+	sha256_fetched = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+}
+#endif
+
+static const EVP_MD *
+sha256_md(void)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	pthread_once(&sha256_once, sha256_fetch);
+	if (sha256_fetched != NULL)
+		return sha256_fetched;
+#endif
+	return EVP_sha256();
+}
+
 void
 attribution_key_fp(const void *cred, size_t len, char *out)
 {
+	static const char hexd[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
+	size_t i;
 
-	if (EVP_Digest(cred, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	if (EVP_Digest(cred, len, md, &mdlen, sha256_md(), NULL) != 1 ||
 	    mdlen < ATTRIBUTION_FP_LEN / 2) {
 		memset(out, '0', ATTRIBUTION_FP_LEN);
 		out[ATTRIBUTION_FP_LEN] = '\0';
 		return;
 	}
-	hex_encode(md, ATTRIBUTION_FP_LEN / 2, out);
+	/* Not hex_encode: its sprintf per byte showed in the profile (one
+	 * fingerprint per request). */
+	for (i = 0; i < ATTRIBUTION_FP_LEN / 2; i++) {
+		out[2 * i] = hexd[md[i] >> 4];
+		out[2 * i + 1] = hexd[md[i] & 0xf];
+	}
 	out[ATTRIBUTION_FP_LEN] = '\0';
 	explicit_zero(md, sizeof(md));
 }

@@ -16,6 +16,7 @@
  * that ends before its lookup is done waits in the meter's "awaiting" list and
  * is emitted by meter_poll() (or meter_free()) once the lookup has finished.
  */
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -589,6 +590,144 @@ req_output_cb(void *arg, const void *data, size_t len)
 	return 0;
 }
 
+/*
+ * A request body is parsed only as far as the providers look: they read
+ * the top-level "model", "stream" and "stream_options" (provider.h), and
+ * the rest is the prompt, often hundreds of KB that cJSON would turn into
+ * thousands of nodes.  The members are found by skipping values (strings,
+ * nesting) without building them; the wanted ones (first occurrence, as
+ * cJSON_GetObjectItem reads) are parsed alone into a small object.
+ */
+static const char *const req_wanted_keys[] = {
+    "model", "stream", "stream_options"};
+#define REQ_NKEYS (sizeof(req_wanted_keys) / sizeof(req_wanted_keys[0]))
+
+static const char *
+js_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* p at a '"': the byte after the closing quote, or NULL if cut. */
+static const char *
+js_string(const char *p, const char *end)
+{
+	const char *q, *b;
+
+	for (p++; p < end; p = q + 1) {
+		if ((q = memchr(p, '"', (size_t)(end - p))) == NULL)
+			return NULL;
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if ((q - b) % 2 == 0)
+			return q + 1; /* not escaped */
+	}
+	return NULL;
+}
+
+/* The byte after the value at p (not validated beyond its extent), or
+ * NULL if it is cut or nested too deep. */
+static const char *
+js_value(const char *p, const char *end)
+{
+	int depth = 0;
+
+	if (p == end)
+		return NULL;
+	if (*p != '{' && *p != '[' && *p != '"') {
+		while (p < end && *p != ',' && *p != '}' && *p != ']' &&
+		    *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+			p++;
+		return p;
+	}
+	while (p < end) {
+		switch (*p) {
+		case '"':
+			if ((p = js_string(p, end)) == NULL)
+				return NULL;
+			if (depth == 0)
+				return p;
+			continue;
+		case '{':
+		case '[':
+			if (++depth > 1000) /* cJSON's nesting limit */
+				return NULL;
+			break;
+		case '}':
+		case ']':
+			if (--depth == 0)
+				return p + 1;
+			break;
+		}
+		p++;
+	}
+	return NULL;
+}
+
+/* The wanted members of the request object in data, or NULL when it is
+ * not one well-framed object (the caller then parses it whole). */
+static cJSON *
+request_members(const char *data, size_t len)
+{
+	const char *p = data, *end = data + len, *k, *v, *ve;
+	const char *span[REQ_NKEYS];
+	size_t slen[REQ_NKEYS], klen, i;
+	cJSON *obj, *item;
+
+	memset(span, 0, sizeof(span));
+	p = js_ws(p, end);
+	if (p == end || *p++ != '{')
+		return NULL;
+	p = js_ws(p, end);
+	if (p < end && *p == '}')
+		p++;
+	else
+		for (;;) {
+			if (p == end || *p != '"' ||
+			    (v = js_string(p, end)) == NULL)
+				return NULL;
+			k = p + 1;
+			klen = (size_t)(v - k) - 1;
+			p = js_ws(v, end);
+			if (p == end || *p++ != ':')
+				return NULL;
+			v = js_ws(p, end);
+			if ((ve = js_value(v, end)) == NULL || ve == v)
+				return NULL;
+			for (i = 0; i < REQ_NKEYS; i++)
+				if (span[i] == NULL &&
+				    strlen(req_wanted_keys[i]) == klen &&
+				    memcmp(k, req_wanted_keys[i], klen) == 0) {
+					span[i] = v;
+					slen[i] = (size_t)(ve - v);
+				}
+			p = js_ws(ve, end);
+			if (p < end && *p == ',') {
+				p = js_ws(p + 1, end);
+				continue;
+			}
+			if (p < end && *p == '}') {
+				p++;
+				break;
+			}
+			return NULL;
+		}
+	if (js_ws(p, end) != end || (obj = cJSON_CreateObject()) == NULL)
+		return NULL;
+	for (i = 0; i < REQ_NKEYS; i++) {
+		if (span[i] == NULL)
+			continue;
+		if ((item = cJSON_ParseWithLength(span[i], slen[i])) == NULL) {
+			cJSON_Delete(obj);
+			return NULL;
+		}
+		cJSON_AddItemToObject(obj, req_wanted_keys[i], item);
+	}
+	return obj;
+}
+
 /* Parses the buffered request JSON once, before the response is read. */
 static void
 request_done(struct meter_exchange *mx)
@@ -604,7 +743,9 @@ request_done(struct meter_exchange *mx)
 		mx->req_dec = NULL;
 	}
 	if (mx->p != NULL && mx->req.len > 0 && !mx->req_too_large) {
-		json = cJSON_ParseWithLength(mx->req.data, mx->req.len);
+		json = request_members(mx->req.data, mx->req.len);
+		if (json == NULL)
+			json = cJSON_ParseWithLength(mx->req.data, mx->req.len);
 		if (json != NULL)
 			mx->p->request(&mx->st, json);
 		cJSON_Delete(json);
@@ -760,6 +901,10 @@ meter_sse_cb(void *arg, const char *type, const char *data, size_t len)
 			mx->p->event(&mx->st, "[DONE]", NULL);
 		return 0;
 	}
+	/* Most events of a stream carry text only: not parsed at all. */
+	if (mx->p != NULL && mx->p->skip != NULL &&
+	    mx->p->skip(&mx->st, type, d, n))
+		return 0;
 	deliver_json(mx, type, d, n);
 	return 0;
 }
@@ -1156,6 +1301,80 @@ framing_finish(struct meter_exchange *mx)
 }
 
 /*
+ * Appends usage (the raw usage object) as compact JSON, byte for byte what
+ * cJSON_PrintUnformatted would write, without its printf("%1.15g") per
+ * number: integers below 1e15 are written as digits, plain ASCII strings
+ * as they are.  Returns -1 for anything else (the caller then lets cJSON
+ * print it).
+ */
+static int
+usage_print(const cJSON *v, struct strbuf *sb, int depth)
+{
+	char buf[24], *p;
+	const cJSON *c;
+	const unsigned char *q;
+	double d;
+	uint64_t u;
+
+	if (depth > 64)
+		return -1;
+	if (cJSON_IsNull(v)) {
+		strbuf_add(sb, "null", 4);
+	} else if (cJSON_IsTrue(v)) {
+		strbuf_add(sb, "true", 4);
+	} else if (cJSON_IsFalse(v)) {
+		strbuf_add(sb, "false", 5);
+	} else if (cJSON_IsNumber(v)) {
+		d = v->valuedouble;
+		if (!(d > -1e15 && d < 1e15) || d != (double)(int64_t)d ||
+		    (d == 0 && signbit(d)))
+			return -1;
+		p = buf + sizeof(buf);
+		u = d < 0 ? (uint64_t)(-(int64_t)d) : (uint64_t)d;
+		do {
+			*--p = (char)('0' + u % 10);
+			u /= 10;
+		} while (u != 0);
+		if (d < 0)
+			*--p = '-';
+		strbuf_add(sb, p, (size_t)(buf + sizeof(buf) - p));
+	} else if (cJSON_IsString(v)) {
+		if (v->valuestring == NULL)
+			return -1;
+		for (q = (const unsigned char *)v->valuestring; *q != '\0'; q++)
+			if (*q < 0x20 || *q >= 0x7f || *q == '"' || *q == '\\')
+				return -1;
+		strbuf_addc(sb, '"');
+		strbuf_adds(sb, v->valuestring);
+		strbuf_addc(sb, '"');
+	} else if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+		strbuf_addc(sb, cJSON_IsArray(v) ? '[' : '{');
+		for (c = v->child; c != NULL; c = c->next) {
+			if (c != v->child)
+				strbuf_addc(sb, ',');
+			if (cJSON_IsObject(v)) {
+				if (c->string == NULL)
+					return -1;
+				for (q = (const unsigned char *)c->string;
+				     *q != '\0'; q++)
+					if (*q < 0x20 || *q >= 0x7f ||
+					    *q == '"' || *q == '\\')
+						return -1;
+				strbuf_addc(sb, '"');
+				strbuf_adds(sb, c->string);
+				strbuf_add(sb, "\":", 2);
+			}
+			if (usage_print(c, sb, depth + 1) == -1)
+				return -1;
+		}
+		strbuf_addc(sb, cJSON_IsArray(v) ? ']' : '}');
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Completes the current record and hands it over.  error is the engine's
  * cause (NULL: the exchange completed).
  */
@@ -1164,6 +1383,7 @@ record_emit(struct meter_exchange *mx, const struct meter_end_info *end,
     int64_t ended_ms)
 {
 	struct usage_record *r = mx->rec;
+	struct strbuf usage;
 	char buf[32];
 	char *json;
 
@@ -1206,10 +1426,17 @@ record_emit(struct meter_exchange *mx, const struct meter_end_info *end,
 	}
 	if (r->model == NULL && r->request_model != NULL)
 		usage_set_str(&r->model, r->request_model);
-	if (mx->st.usage_raw != NULL &&
-	    (json = cJSON_PrintUnformatted(mx->st.usage_raw)) != NULL) {
-		usage_set_str(&r->usage_json, json);
-		cJSON_free(json);
+	if (mx->st.usage_raw != NULL) {
+		strbuf_init(&usage);
+		if (usage_print(mx->st.usage_raw, &usage, 0) == 0) {
+			free(r->usage_json);
+			r->usage_json = strbuf_detach(&usage, NULL);
+		} else if ((json = cJSON_PrintUnformatted(mx->st.usage_raw)) !=
+		    NULL) {
+			usage_set_str(&r->usage_json, json);
+			cJSON_free(json);
+		}
+		strbuf_free(&usage);
 	}
 	mx->rec = NULL;
 	mx->st.rec = NULL;

@@ -189,7 +189,7 @@ sse_line_cut(struct sse *s)
 static int
 sse_scan(struct sse *s, const char *p, size_t len)
 {
-	const char *end = p + len, *eol;
+	const char *end = p + len, *eol, *cr;
 	size_t cut;
 	int rc;
 
@@ -201,8 +201,11 @@ sse_scan(struct sse *s, const char *p, size_t len)
 				continue;
 			}
 		}
-		for (eol = p; eol < end && *eol != '\n' && *eol != '\r'; eol++)
-			;
+		/* memchr, not a byte loop: lines are long, CRs are rare. */
+		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			eol = end;
+		if ((cr = memchr(p, '\r', (size_t)(eol - p))) != NULL)
+			eol = cr;
 		cut = s->buf.len - s->data_len;
 		if ((size_t)(eol - p) > s->max_event - cut) {
 			s->error = "line too long";

@@ -232,27 +232,46 @@ utf8_len(const unsigned char *p, size_t n)
 	return len;
 }
 
+/*
+ * Appends str as a JSON string.  Runs of plain printable ASCII (the usual
+ * content) are copied in one piece; controls are escaped and invalid UTF-8
+ * becomes U+FFFD.
+ */
 void
 store_json_str(struct strbuf *sb, const char *str)
 {
-	const unsigned char *p = (const unsigned char *)str;
+	static const char hexd[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)str, *run;
 	size_t n = strlen(str), len;
+	char esc[6];
 
 	strbuf_addc(sb, '"');
 	while (n > 0) {
+		for (run = p; n > 0 && *p >= 0x20 && *p < 0x7f && *p != '"' &&
+		     *p != '\\';
+		     p++, n--)
+			;
+		if (p > run)
+			strbuf_add(sb, run, (size_t)(p - run));
+		if (n == 0)
+			break;
 		if (*p == '"' || *p == '\\') {
-			strbuf_addc(sb, '\\');
-			strbuf_addc(sb, (char)*p);
+			esc[0] = '\\';
+			esc[1] = (char)*p;
+			strbuf_add(sb, esc, 2);
 		} else if (*p == '\n')
-			strbuf_adds(sb, "\\n");
+			strbuf_add(sb, "\\n", 2);
 		else if (*p == '\r')
-			strbuf_adds(sb, "\\r");
+			strbuf_add(sb, "\\r", 2);
 		else if (*p == '\t')
-			strbuf_adds(sb, "\\t");
-		else if (*p < 0x20 || *p == 0x7f)
-			strbuf_addf(sb, "\\u%04x", *p);
-		else if ((len = utf8_len(p, n)) == 0) {
-			strbuf_adds(sb, "\\ufffd");
+			strbuf_add(sb, "\\t", 2);
+		else if (*p < 0x20 || *p == 0x7f) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hexd[*p >> 4];
+			esc[5] = hexd[*p & 0xf];
+			strbuf_add(sb, esc, 6);
+		} else if ((len = utf8_len(p, n)) == 0) {
+			strbuf_add(sb, "\\ufffd", 6);
 			len = 1;
 		} else {
 			strbuf_add(sb, p, len);
@@ -264,6 +283,23 @@ store_json_str(struct strbuf *sb, const char *str)
 		n--;
 	}
 	strbuf_addc(sb, '"');
+}
+
+/* Appends a decimal integer (no printf: the journal line is written once
+ * per record, on the event loop). */
+static void
+json_i64(struct strbuf *sb, int64_t v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	strbuf_add(sb, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 /* A double that reads back exactly. */
@@ -305,30 +341,29 @@ store_record_json_cost(
 	strbuf_addc(sb, '{');
 	for (i = 0; i < store_ncols; i++) {
 		c = &store_cols[i];
-		if (i > 0)
-			strbuf_addc(sb, ',');
-		strbuf_addf(sb, "\"%s\":", c->name);
+		strbuf_add(sb, i > 0 ? ",\"" : "\"", i > 0 ? 2 : 1);
+		strbuf_adds(sb, c->name);
+		strbuf_add(sb, "\":", 2);
 		switch (c->type) {
 		case SCOL_UUID:
 			store_json_str(sb, r->uuid);
 			break;
 		case SCOL_I64:
-			strbuf_addf(
-			    sb, "%lld", (long long)*CFIELD(r, c, int64_t));
+			json_i64(sb, *CFIELD(r, c, int64_t));
 			break;
 		case SCOL_I64N:
 			v = *CFIELD(r, c, int64_t);
 			if (v < 0)
 				strbuf_adds(sb, "null");
 			else
-				strbuf_addf(sb, "%lld", (long long)v);
+				json_i64(sb, v);
 			break;
 		case SCOL_STATUS:
 			iv = *CFIELD(r, c, int);
 			if (iv == 0)
 				strbuf_adds(sb, "null");
 			else
-				strbuf_addf(sb, "%d", iv);
+				json_i64(sb, iv);
 			break;
 		case SCOL_TRI:
 			iv = *CFIELD(r, c, int);

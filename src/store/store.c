@@ -85,6 +85,8 @@ struct store {
 	int ready;   /* WAL set, schema migrated, statements made */
 	sqlite3_stmt *insert;
 	sqlite3_stmt *upsert_rl;
+	sqlite3_stmt *begin; /* prepared once: a flush is on the loop */
+	sqlite3_stmt *commit;
 	struct store_journal *journal;
 	struct usage_record *recs;
 	size_t nrecs, caprecs;
@@ -274,7 +276,9 @@ db_close(struct store *s)
 {
 	sqlite3_finalize(s->insert);
 	sqlite3_finalize(s->upsert_rl);
-	s->insert = s->upsert_rl = NULL;
+	sqlite3_finalize(s->begin);
+	sqlite3_finalize(s->commit);
+	s->insert = s->upsert_rl = s->begin = s->commit = NULL;
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	s->db = NULL;
@@ -348,6 +352,11 @@ ensure_ready(struct store *s, int *fatal)
 	    "WHERE excluded.observed_at >= ratelimits.observed_at",
 	    -1, &s->upsert_rl, NULL);
 	if (rc != SQLITE_OK)
+		goto fail;
+	if ((rc = sqlite3_prepare_v2(
+	         s->db, "BEGIN IMMEDIATE", -1, &s->begin, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->commit, NULL)) !=
+	        SQLITE_OK)
 		goto fail;
 	s->ready = 1;
 	return SQLITE_OK;
@@ -624,10 +633,10 @@ store_flush(struct store *s)
 	if ((rc = ensure_ready(s, &fatal)) != SQLITE_OK)
 		return flush_failed(s, rc);
 	n = s->nrecs < STORE_FLUSH_MAX ? s->nrecs : STORE_FLUSH_MAX;
-	if ((rc = exec_sql(s->db, "BEGIN IMMEDIATE")) != SQLITE_OK)
+	if ((rc = step_reset(s->begin)) != SQLITE_OK)
 		goto fail;
 	if ((rc = write_batch(s, n)) != SQLITE_OK ||
-	    (rc = exec_sql(s->db, "COMMIT")) != SQLITE_OK) {
+	    (rc = step_reset(s->commit)) != SQLITE_OK) {
 		set_error(s, s->db, rc);
 		exec_sql(s->db, "ROLLBACK");
 		goto failed;

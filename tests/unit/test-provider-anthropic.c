@@ -9,6 +9,7 @@
 
 #include <zstd.h>
 
+#include "cJSON.h"
 #include "harness.h"
 #include "meter-test.h"
 
@@ -108,6 +109,26 @@ check_cumulative(const struct usage_record *r)
 	CHECK_STR(r->error, NULL);
 }
 
+/* usage_json is written by the meter's own printer: byte for byte what
+ * cJSON_PrintUnformatted makes of it (nested objects, arrays, strings). */
+static void
+check_usage_json_is_cjson(const char *usage_json)
+{
+	cJSON *j;
+	char *again;
+
+	CHECK(usage_json != NULL && strchr(usage_json, '{') != NULL);
+	if (usage_json == NULL)
+		return;
+	CHECK((j = cJSON_Parse(usage_json)) != NULL);
+	if (j == NULL)
+		return;
+	again = cJSON_PrintUnformatted(j);
+	CHECK_STR(usage_json, again);
+	cJSON_free(again);
+	cJSON_Delete(j);
+}
+
 static void
 test_stream_cumulative(void)
 {
@@ -117,8 +138,10 @@ test_stream_cumulative(void)
 	char *body = mt_fixture("anthropic_stream_cumulative.sse", &len);
 
 	mt_run_all_splits(&x, body, len, &res);
-	if (res.n == 1)
+	if (res.n == 1) {
 		check_cumulative(&res.rec[0]);
+		check_usage_json_is_cjson(res.rec[0].usage_json);
+	}
 	mt_result_free(&res);
 	free(body);
 }
@@ -501,9 +524,49 @@ test_vertex_raw_predict(void)
 	free(body);
 }
 
+/*
+ * Text events are not parsed (the meter's skip): a content_block_delta
+ * whose JSON is cut short does not make a parse error, while an event
+ * whose name says content_block_delta but whose JSON is something else
+ * (type not first, or another type) is parsed and counted.
+ */
+static void
+test_stream_skips_text_events(void)
+{
+	static const char body[] =
+	    "event: message_start\n"
+	    "data: {\"type\":\"message_start\",\"message\":{\"id\":"
+	    "\"msg_skip\",\"model\":\"claude-sonnet-4-5\",\"usage\":"
+	    "{\"input_tokens\":11,\"output_tokens\":1}}}\n\n"
+	    "event: ping\ndata: {\"type\": \"ping\"}\n\n"
+	    "event: content_block_delta\n"
+	    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+	    "{\"type\":\"text_delta\",\"text\":\"cut sh\n\n"
+	    "event: content_block_delta\n"
+	    "data: {\"index\":0,\"type\":\"message_delta\",\"usage\":"
+	    "{\"output_tokens\":77}}\n\n"
+	    "event: content_block_delta\n"
+	    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+	    "\"max_tokens\"},\"usage\":{\"output_tokens\":99}}\n\n"
+	    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+	struct mt_exchange x = messages("claude-sonnet-4-5", 1, sse_hdrs);
+	struct mt_result res;
+
+	mt_run_all_splits(&x, body, sizeof(body) - 1, &res);
+	if (res.n == 1) {
+		CHECK_STR(res.rec[0].error, NULL);
+		CHECK_STR(res.rec[0].model, "claude-sonnet-4-5");
+		CHECK_INT(res.rec[0].input_tokens, 11);
+		CHECK_INT(res.rec[0].output_tokens, 99);
+		CHECK_STR(res.rec[0].stop_reason, "max_tokens");
+	}
+	mt_result_free(&res);
+}
+
 static const struct test tests[] = {
     TEST(test_nonstream),
     TEST(test_stream_cumulative),
+    TEST(test_stream_skips_text_events),
     TEST(test_stream_crlf_cr),
     TEST(test_stream_gzip_deflate_per_event),
     TEST(test_stream_zstd_per_event),

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "halton/provider.h"
 #include "harness.h"
 #include "meter-test.h"
 
@@ -495,6 +496,116 @@ test_ratelimit_headers(void)
 	mt_result_free(&res);
 }
 
+/*
+ * Chat chunks that repeat what is known are not parsed (the meter's skip):
+ * a cut-short content chunk makes no parse error; a chunk naming another
+ * model, a service tier, a finish_reason or a usage object is parsed.
+ */
+static void
+test_chat_stream_skips_repeats(void)
+{
+	static const char body[] =
+	    "data: {\"id\":\"chatcmpl-skip\",\"object\":"
+	    "\"chat.completion.chunk\",\"model\":\"gpt-4o-2024-08-06\","
+	    "\"service_tier\":\"default\",\"choices\":[{\"index\":0,"
+	    "\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}],"
+	    "\"usage\":null}\n\n"
+	    "data: {\"id\":\"chatcmpl-skip\",\"model\":\"gpt-4o-2024-08-06\","
+	    "\"service_tier\":\"default\",\"choices\":[{\"delta\":"
+	    "{\"content\":\"usage: model \\\"x\\\" cut sh\n\n"
+	    "data: {\"id\":\"chatcmpl-skip\",\"model\": \"gpt-4o-mini\","
+	    "\"service_tier\":\"default\",\"choices\":[{\"delta\":"
+	    "{\"content\":\"!\"},\"finish_reason\":null}],\"usage\":null}\n\n"
+	    "data: {\"id\":\"chatcmpl-skip\",\"model\":\"gpt-4o-mini\","
+	    "\"service_tier\":\"flex\",\"choices\":[{\"delta\":{},"
+	    "\"finish_reason\":\"length\"}],\"usage\":null}\n\n"
+	    "data: {\"id\":\"chatcmpl-skip\",\"model\":\"gpt-4o-mini\","
+	    "\"service_tier\":\"flex\",\"choices\":[],\"usage\":"
+	    "{\"prompt_tokens\":21,\"completion_tokens\":8,"
+	    "\"total_tokens\":29}}\n\n"
+	    "data: [DONE]\n\n";
+	struct mt_exchange x = chat("api.openai.com", "/v1/chat/completions",
+	    "{\"model\":\"gpt-4o\",\"stream\":true,\"stream_options\":"
+	    "{\"include_usage\":true},\"messages\":[]}",
+	    sse_hdrs);
+	struct mt_result res;
+
+	mt_run_all_splits(&x, body, sizeof(body) - 1, &res);
+	if (res.n == 1) {
+		CHECK_STR(res.rec[0].error, NULL);
+		CHECK_STR(res.rec[0].model, "gpt-4o-mini");
+		CHECK_STR(res.rec[0].service_tier, "flex");
+		CHECK_STR(res.rec[0].stop_reason, "length");
+		CHECK_INT(res.rec[0].input_tokens, 21);
+		CHECK_INT(res.rec[0].output_tokens, 8);
+	}
+	mt_result_free(&res);
+}
+
+/*
+ * The request body is scanned for its top-level members, not parsed
+ * whole: quotes, escapes, brackets and "model" keys inside the prompt do
+ * not confuse it, the first top-level "model" wins (as with cJSON), and
+ * a body that is not one whole object tells nothing.
+ */
+static void
+test_request_members_scan(void)
+{
+	static const char body[] =
+	    "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"choices\":[],"
+	    "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n"
+	    "data: [DONE]\n\n";
+	static const char r0[] =
+	    "{\"messages\":[{\"role\":\"user\",\"content\":\"say \\\"model"
+	    "\\\": {\\\"x\\\"} ] } \\\\\"},{\"model\":\"inner\",\"stream\":"
+	    "false}],\n \"model\" : \"gpt-4o-req\",\"temperature\":0.5e1,"
+	    "\"stop\":null,\"stream\":true,\"model\":\"dup\"}";
+	static const char r1[] =
+	    "{\"messages\":[{\"content\":\"ends in a backslash \\\\\"}],"
+	    "\"model\":\"gpt-4o-req\",\"stream\":true}";
+	static const char r2[] =
+	    "{\"model\":\"gpt-4o-req\",\"stream\":true,\"messages\":[{\"c\":";
+	static const char *const reqs[] = {r0, r1, r2};
+	struct mt_exchange x;
+	struct mt_result res;
+	size_t i;
+
+	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		x = chat("api.openai.com", "/v1/chat/completions", reqs[i],
+		    sse_hdrs);
+		mt_run(&x, body, sizeof(body) - 1, 0, 0, &res);
+		if (res.n == 1) {
+			CHECK_STR(res.rec[0].request_model,
+			    i < 2 ? "gpt-4o-req" : NULL);
+			CHECK_INT(res.rec[0].stream, 1);
+			CHECK_INT(res.rec[0].input_tokens, 3);
+		} else
+			CHECK_INT(res.n, 1);
+		mt_result_free(&res);
+	}
+}
+
+/* The raw-bytes helpers the skip callbacks use. */
+static void
+test_raw_key_helpers(void)
+{
+	static const char j[] = "{\"model\":\"m1\",\"x\":{\"usage\": null},"
+	                        "\"s\":\"model\",\"finish_reason\" : null}";
+	size_t n = sizeof(j) - 1;
+
+	CHECK_INT(provider_bytes_has(j, n, "usage"), 1);
+	CHECK_INT(provider_bytes_has(j, n, "Usage"), 0);
+	CHECK_INT(provider_bytes_has(j, n, "_reason"), 1);
+	CHECK_INT(provider_bytes_has(j, 3, "model\""), 0);
+	CHECK_INT(provider_raw_key_is(j, n, "model", "m1"), 1);
+	CHECK_INT(provider_raw_key_is(j, n, "model", "m"), 0);
+	CHECK_INT(provider_raw_key_is(j, n, "model", NULL), 0);
+	CHECK_INT(provider_raw_key_is(j, n, "usage", NULL), 1);
+	CHECK_INT(provider_raw_key_is(j, n, "finish_reason", NULL), 1);
+	CHECK_INT(provider_raw_key_is(j, n, "absent", NULL), 1);
+	CHECK_INT(provider_raw_key_is("{\"usage\":{}}", 12, "usage", NULL), 0);
+}
+
 static const struct test tests[] = {
     TEST(test_chat_stream_include_usage),
     TEST(test_chat_stream_gzip_per_event),
@@ -513,6 +624,9 @@ static const struct test tests[] = {
     TEST(test_azure_deployment),
     TEST(test_together_fireworks),
     TEST(test_ratelimit_headers),
+    TEST(test_chat_stream_skips_repeats),
+    TEST(test_raw_key_helpers),
+    TEST(test_request_members_scan),
     {0},
 };
 

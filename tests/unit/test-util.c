@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,14 +71,34 @@ test_hex_and_time(void)
 static void
 test_usage_record_init(void)
 {
-	struct usage_record a, b;
+	struct usage_record a, b, c;
+	char prev[USAGE_UUID_LEN + 1], hexms[13];
+	long long before, after, ms;
+	int i, ordered = 1;
 
+	before = (long long)time_now_ms();
 	usage_record_init(&a);
 	usage_record_init(&b);
+	after = (long long)time_now_ms();
 	CHECK_INT(strlen(a.uuid), 36);
-	CHECK(a.uuid[14] == '4');
+	/* UUIDv7: version 7, RFC 9562 variant, Unix ms in the first 48 bits. */
+	CHECK(a.uuid[8] == '-' && a.uuid[13] == '-' && a.uuid[18] == '-' &&
+	    a.uuid[23] == '-');
+	CHECK(a.uuid[14] == '7');
 	CHECK(strchr("89ab", a.uuid[19]) != NULL);
-	CHECK(strcmp(a.uuid, b.uuid) != 0);
+	snprintf(hexms, sizeof(hexms), "%.8s%.4s", a.uuid, a.uuid + 9);
+	ms = strtoll(hexms, NULL, 16);
+	CHECK(ms >= before && ms <= after);
+	CHECK(strcmp(a.uuid, b.uuid) < 0);
+	/* Unique and increasing within one process, also within one ms. */
+	snprintf(prev, sizeof(prev), "%s", b.uuid);
+	for (i = 0; i < 10000; i++) {
+		usage_record_init(&c);
+		if (strcmp(prev, c.uuid) >= 0)
+			ordered = 0;
+		snprintf(prev, sizeof(prev), "%s", c.uuid);
+	}
+	CHECK(ordered);
 	CHECK_INT(a.input_tokens, -1);
 	CHECK_INT(a.reasoning_tokens, -1);
 	CHECK_INT(a.pid, -1);

@@ -337,6 +337,52 @@ anthropic_event(struct provider_state *st, const char *type, const cJSON *data)
 	provider_anthropic_event(st, type, data);
 }
 
+/*
+ * The events of a Messages stream that carry text, not usage, are not
+ * parsed: a content_block_* or ping event whose JSON starts with its
+ * "type" member naming that same event (the first member is what a parse
+ * would read), unless its bytes hold Bedrock's invocation metrics.
+ * Anything else is parsed as before.
+ */
+static int
+anthropic_skip(const struct provider_state *st, const char *type,
+    const char *data, size_t len)
+{
+	static const char *const names[] = {"content_block_delta", "ping",
+	    "content_block_start", "content_block_stop"};
+	const char *p = data, *end = data + len;
+	size_t i, n;
+
+	if (st->kind != ANTHROPIC_MESSAGES || type == NULL)
+		return 0;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(type, names[i]) == 0)
+			break;
+	if (i == sizeof(names) / sizeof(names[0]))
+		return 0;
+	/* {"type":"NAME" with optional white space around the tokens. */
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p == end || *p++ != '{')
+		return 0;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if ((size_t)(end - p) < 6 || memcmp(p, "\"type\"", 6) != 0)
+		return 0;
+	p += 6;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p == end || *p++ != ':')
+		return 0;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	n = strlen(type);
+	if ((size_t)(end - p) < n + 2 || *p != '"' ||
+	    memcmp(p + 1, type, n) != 0 || p[n + 1] != '"')
+		return 0;
+	return !provider_bytes_has(data, len, "invocationMetrics");
+}
+
 static void
 anthropic_body(struct provider_state *st, const cJSON *body)
 {
@@ -390,6 +436,7 @@ const struct provider provider_anthropic = {
     .body = anthropic_body,
     .event = anthropic_event,
     .finish = anthropic_finish,
+    .skip = anthropic_skip,
 };
 
 /* DeepSeek's Anthropic-shaped endpoint (api.deepseek.com/anthropic/v1/
@@ -409,4 +456,5 @@ const struct provider provider_deepseek_anthropic = {
     .body = anthropic_body,
     .event = anthropic_event,
     .finish = anthropic_finish,
+    .skip = anthropic_skip,
 };

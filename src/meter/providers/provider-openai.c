@@ -364,6 +364,52 @@ openai_event(struct provider_state *st, const char *type, const cJSON *data)
 	chat_object(st, data);
 }
 
+/* Responses events that only stream output (names ending in ".delta"),
+ * unless their bytes name a terminal type or an error. */
+static int
+responses_skip(const char *type, const char *data, size_t len)
+{
+	static const char *const keep[] = {"response.created",
+	    "response.in_progress", "response.completed", "response.done",
+	    "response.incomplete", "response.failed", "error"};
+	size_t i;
+
+	if (type == NULL || !str_has_suffix(type, ".delta"))
+		return 0;
+	for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (provider_bytes_has(data, len, keep[i]))
+			return 0;
+	return 1;
+}
+
+/*
+ * A chat or completions chunk is skipped when parsing it could not change
+ * the record: the id and model are known and the chunk repeats the model
+ * and service tier, every finish_reason and usage is null, and there is no
+ * error member.  The first chunk, the last ones (finish_reason, usage)
+ * and anything unusual are parsed.
+ */
+static int
+openai_skip(const struct provider_state *st, const char *type, const char *data,
+    size_t len)
+{
+	const struct usage_record *r = st->rec;
+
+	if (st->ws)
+		return 0;
+	if (st->kind == OPENAI_RESPONSES)
+		return responses_skip(type, data, len);
+	if (st->kind != OPENAI_CHAT && st->kind != OPENAI_COMPLETIONS)
+		return 0;
+	if (r->request_id == NULL || r->model == NULL)
+		return 0;
+	return !provider_bytes_has(data, len, "\"error\"") &&
+	    provider_raw_key_is(data, len, "model", r->model) &&
+	    provider_raw_key_is(data, len, "service_tier", r->service_tier) &&
+	    provider_raw_key_is(data, len, "finish_reason", NULL) &&
+	    provider_raw_key_is(data, len, "usage", NULL);
+}
+
 static void
 openai_body(struct provider_state *st, const cJSON *body)
 {
@@ -420,6 +466,7 @@ openai_finish(struct provider_state *st)
 	    .body = openai_body,                                               \
 	    .event = openai_event,                                             \
 	    .finish = openai_finish,                                           \
+	    .skip = openai_skip,                                               \
 	}
 
 OPENAI_PROVIDER(provider_openai, "openai", PROVIDER_FLAVOR_NONE, openai_match);

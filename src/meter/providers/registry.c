@@ -237,3 +237,89 @@ provider_request_common(struct provider_state *st, const cJSON *body)
 	if (v != NULL && cJSON_IsTrue(v))
 		st->include_usage = 1;
 }
+
+/* The first occurrence of needle (n bytes) in data[0..len), or NULL. */
+static const char *
+bytes_find(const char *data, size_t len, const char *needle, size_t n)
+{
+	const char *p, *end = data + len, *last;
+	size_t k = 0, i;
+
+	if (n == 0)
+		return data;
+	if (len < n)
+		return NULL;
+	/* memchr for a byte of the needle that is rare in JSON text: an
+	 * upper-case letter, else '_', else the first byte. */
+	for (i = 0; i < n; i++)
+		if (needle[i] >= 'A' && needle[i] <= 'Z')
+			break;
+	if (i == n)
+		for (i = 0; i < n && needle[i] != '_'; i++)
+			;
+	if (i < n)
+		k = i;
+	p = data + k;
+	last = end - (n - k); /* the anchor's last possible place */
+	while (p <= last &&
+	    (p = memchr(p, needle[k], (size_t)(last - p) + 1)) != NULL) {
+		if (memcmp(p - k, needle, n) == 0)
+			return p - k;
+		p++;
+	}
+	return NULL;
+}
+
+int
+provider_bytes_has(const char *data, size_t len, const char *needle)
+{
+	return bytes_find(data, len, needle, strlen(needle)) != NULL;
+}
+
+static const char *
+skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+/*
+ * Looks at every "key" in the raw JSON: one followed by a colon is a
+ * member, and its value must be null or the plain string cur.  A "key"
+ * not followed by a colon is a string value, not a member: ignored.
+ */
+int
+provider_raw_key_is(
+    const char *data, size_t len, const char *key, const char *cur)
+{
+	const char *p = data, *end = data + len, *hit, *q, *v;
+	char needle[64];
+	size_t klen = strlen(key), curlen;
+
+	if (klen + 2 >= sizeof(needle))
+		return 0;
+	needle[0] = '"';
+	memcpy(needle + 1, key, klen);
+	needle[klen + 1] = '"';
+	klen += 2;
+	while ((hit = bytes_find(p, (size_t)(end - p), needle, klen)) != NULL) {
+		p = hit + klen;
+		q = skip_ws(p, end);
+		if (q == end || *q != ':')
+			continue;
+		v = skip_ws(q + 1, end);
+		if ((size_t)(end - v) >= 4 && memcmp(v, "null", 4) == 0)
+			continue;
+		if (cur == NULL || v == end || *v != '"')
+			return 0;
+		curlen = strlen(cur);
+		if ((size_t)(end - v) < curlen + 2 ||
+		    memcmp(v + 1, cur, curlen) != 0 || v[curlen + 1] != '"' ||
+		    memchr(cur, '\\', curlen) != NULL ||
+		    memchr(cur, '"', curlen) != NULL)
+			return 0;
+		p = v + curlen + 2;
+	}
+	return 1;
+}
