@@ -12,7 +12,8 @@
  * A new CA is ECDSA P-256, SHA-256, 10 years, name-constrained to the
  * intercept list plus INTERCEPT_DOCTOR_HOST with all IP ranges excluded.
  * Leaves share one P-256 key per process, are cached (LRU, >= 1024 hosts)
- * and valid for at most 397 days.
+ * and valid for at most 397 days.  Loading checks the CA (key matches,
+ * CA:TRUE); the leaf key is made at the first leaf.
  */
 #ifndef HALTON_CA_H
 #define HALTON_CA_H
@@ -68,6 +69,8 @@ EVP_PKEY *ca_key(const struct ca *);
  * call that mints (callers use them at once: SSL_use_certificate takes its
  * own reference).  NULL with a cause on failure. */
 X509 *ca_leaf(struct ca *, const char *, char **);
+/* The key of every leaf: made by the first ca_leaf() call (loading a CA
+ * does not make it), NULL before. */
 EVP_PKEY *ca_leaf_key(const struct ca *);
 size_t ca_leaf_cache_count(const struct ca *);
 
@@ -75,7 +78,10 @@ size_t ca_leaf_cache_count(const struct ca *);
  * fallback host set on the SSL with tls_server_set_host), ALPN http/1.1
  * only, TLS >= 1.2.  The client context verifies like a browser: system
  * roots + extra CA files, hostname checked, TLS >= 1.2, AEAD-only TLS 1.2
- * suites, no compression, no renegotiation, ALPN http/1.1. */
+ * suites, no compression, no renegotiation, ALPN http/1.1.  The system
+ * roots file (first argument; NULL = ca_system_roots_path(NULL)) must be
+ * readable and hold a PEM certificate now, but is parsed into the store at
+ * the context's first verification; the extra CA files are loaded now. */
 SSL_CTX *tls_server_ctx_new(struct ca *, char **);
 /* Sets the host used when the client sends no SNI. */
 int tls_server_set_host(SSL *, const char *);

@@ -62,6 +62,16 @@ enum store_flush_result {
  */
 int store_open(struct store **, const char *, const char *, char **);
 /*
+ * The same, but SQLite is first opened (the database created and migrated)
+ * by the first store_flush() with something to commit: at once if the
+ * journal held records, else at the first record.  What store_open would
+ * refuse is still refused now, checked without SQLite: a file that is not
+ * a database, a newer schema, a database that cannot be opened or created
+ * (a newer schema still in another process's WAL shows at the first flush).
+ * For the daemon, which thus costs no SQLite memory while idle.
+ */
+int store_open_lazy(struct store **, const char *, const char *, char **);
+/*
  * Appends the record to the journal with one write() and queues a copy.
  * Never touches SQLite, never blocks on a lock.  Returns 0, or -1 if the
  * journal could not be written (the record is still queued, but a crash

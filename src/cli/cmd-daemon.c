@@ -387,8 +387,10 @@ daemon_exec(const struct cmd *self, int argc, char **argv)
 		report(pipefd, self, cause);
 		goto out;
 	}
-	/* After detaching: the journal's lock is not inherited by a child. */
-	if (store_open(&d.store, dbpath, journalpath, &cause) != 0) {
+	/* After detaching: the journal's lock is not inherited by a child.
+	 * SQLite is opened by the first record (or now, to replay the
+	 * journal): an idle daemon does not hold its pages. */
+	if (store_open_lazy(&d.store, dbpath, journalpath, &cause) != 0) {
 		report(pipefd, self, cause);
 		goto out;
 	}

@@ -85,6 +85,7 @@ struct ca {
 	char *state_dir;
 	time_t not_after;
 
+	/* Made at the first leaf (ca_mint_prepare), NULL until then. */
 	EVP_PKEY *leaf_key;
 	EVP_PKEY *leaf_pub; /* the same public key, fast to encode */
 	X509_EXTENSION *ext_bc;
@@ -688,15 +689,13 @@ ca_free(struct ca *ca)
 	free(ca);
 }
 
-/* Takes key and cert (on success and on failure), checks them, and
- * prepares what minting needs: the process's leaf key and the constant
- * leaf extensions. */
+/* Takes key and cert (on success and on failure) and checks them: a key
+ * that does not match, a certificate that is not a CA are errors now, at
+ * load time.  What minting needs is made at the first leaf. */
 static struct ca *
 ca_new(EVP_PKEY *key, X509 *cert, const char *where, char **cause)
 {
 	struct ca *ca = xcalloc(1, sizeof(*ca));
-	const ASN1_OCTET_STRING *ski;
-	AUTHORITY_KEYID *akid = NULL;
 	long long left;
 
 	ca->key = key;
@@ -720,10 +719,27 @@ ca_new(EVP_PKEY *key, X509 *cert, const char *where, char **cause)
 		log_warnx("the CA certificate in %s has expired; remove it to "
 		          "make a new one",
 		    where);
+	return ca;
+ssl_fail:
+	*cause = xasprintf("%s: %s", where, ssl_error());
+fail:
+	ca_free(ca);
+	return NULL;
+}
 
-	if ((ca->leaf_key = EVP_EC_gen("P-256")) == NULL)
-		goto ssl_fail;
-	ca->leaf_pub = leaf_pubkey_fast(ca->leaf_key);
+/* Makes what minting needs, once: the process's leaf key (one P-256 key
+ * for every leaf) and the constant leaf extensions.  Not at load time: a
+ * daemon that has not intercepted anything yet has no use for them (and
+ * generating a key touches code and heap an idle daemon would keep).
+ * Returns 0, or -1 with a cause. */
+static int
+ca_mint_prepare(struct ca *ca, char **cause)
+{
+	const ASN1_OCTET_STRING *ski;
+	AUTHORITY_KEYID *akid = NULL;
+
+	if (ca->leaf_key != NULL)
+		return 0;
 	ca->ext_bc = X509V3_EXT_conf_nid(
 	    NULL, NULL, NID_basic_constraints, "critical,CA:FALSE");
 	ca->ext_ku = X509V3_EXT_conf_nid(
@@ -731,25 +747,32 @@ ca_new(EVP_PKEY *key, X509 *cert, const char *where, char **cause)
 	ca->ext_eku =
 	    X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, "serverAuth");
 	if (ca->ext_bc == NULL || ca->ext_ku == NULL || ca->ext_eku == NULL)
-		goto ssl_fail;
-	if ((ski = X509_get0_subject_key_id(cert)) != NULL) {
+		goto fail;
+	if ((ski = X509_get0_subject_key_id(ca->cert)) != NULL) {
 		if ((akid = AUTHORITY_KEYID_new()) == NULL ||
 		    (akid->keyid = ASN1_OCTET_STRING_dup(ski)) == NULL)
-			goto ssl_fail;
+			goto fail;
 		ca->ext_aki =
 		    X509V3_EXT_i2d(NID_authority_key_identifier, 0, akid);
 		AUTHORITY_KEYID_free(akid);
 		akid = NULL;
 		if (ca->ext_aki == NULL)
-			goto ssl_fail;
+			goto fail;
 	}
-	return ca;
-ssl_fail:
-	*cause = xasprintf("%s: %s", where, ssl_error());
+	/* The key last: it is what says "prepared". */
+	if ((ca->leaf_key = EVP_EC_gen("P-256")) == NULL)
+		goto fail;
+	ca->leaf_pub = leaf_pubkey_fast(ca->leaf_key);
+	return 0;
 fail:
+	*cause = xasprintf("cannot make the leaf key: %s", ssl_error());
 	AUTHORITY_KEYID_free(akid);
-	ca_free(ca);
-	return NULL;
+	X509_EXTENSION_free(ca->ext_bc);
+	X509_EXTENSION_free(ca->ext_ku);
+	X509_EXTENSION_free(ca->ext_eku);
+	X509_EXTENSION_free(ca->ext_aki);
+	ca->ext_bc = ca->ext_ku = ca->ext_eku = ca->ext_aki = NULL;
+	return -1;
 }
 
 /* Reads the key and the first certificate of a mitmproxy-ca.pem. */
@@ -1257,7 +1280,8 @@ ca_leaf(struct ca *ca, const char *host, char **cause)
 		cache_remove(ca, l); /* about to expire: mint again */
 		break;
 	}
-	if ((x = leaf_mint(ca, h, &na, cause)) == NULL) {
+	if (ca_mint_prepare(ca, cause) == -1 ||
+	    (x = leaf_mint(ca, h, &na, cause)) == NULL) {
 		free(h);
 		return NULL;
 	}

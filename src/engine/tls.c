@@ -8,6 +8,12 @@
  * alerts) in the SSL's ex_data, so tls_client_failure can name the cause
  * even after libevent has drained OpenSSL's error queue.
  *
+ * The client side's system roots (about 140 certificates, close to 1 MiB of
+ * heap once parsed) are loaded into its store at the first verification, not
+ * when the context is made: an idle daemon, or one that only tunnels, never
+ * needs them.  tls_client_ctx_new still checks at once that the file is
+ * readable and holds a PEM certificate, so a wrong path fails at start.
+ *
  * Both sides: TLS 1.2 or newer; TLS 1.2 suites limited to ECDHE with
  * AES-GCM or ChaCha20-Poly1305 (the "A" grade of Durumeric et al.); TLS 1.3
  * suites are all AEAD; no compression, no renegotiation; ALPN http/1.1.
@@ -44,6 +50,7 @@ struct tls_conn {
 	int server_version; /* ServerHello legacy_version, 0 = none seen */
 	int alert_received; /* fatal alert description, -1 = none */
 	int alert_sent;
+	const char *roots_error; /* the system roots could not be loaded */
 };
 
 /* Per client SSL_CTX: the last session per upstream host, for resumption. */
@@ -55,10 +62,20 @@ struct tls_sess_cache {
 	size_t next;
 };
 
+/* Per client SSL_CTX: the system roots file, loaded at the first
+ * verification (tls_verify_cb). */
+struct tls_roots {
+	pthread_mutex_t lock;
+	char *path;
+	int state;   /* 0 = not loaded yet, 1 = loaded, -1 = failed */
+	char *error; /* why it failed; set once, then constant */
+};
+
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
-static int tls_ssl_idx = -1;      /* SSL: struct tls_conn */
-static int tls_ctx_ca_idx = -1;   /* server SSL_CTX: struct ca */
-static int tls_ctx_sess_idx = -1; /* client SSL_CTX: struct tls_sess_cache */
+static int tls_ssl_idx = -1;       /* SSL: struct tls_conn */
+static int tls_ctx_ca_idx = -1;    /* server SSL_CTX: struct ca */
+static int tls_ctx_sess_idx = -1;  /* client SSL_CTX: struct tls_sess_cache */
+static int tls_ctx_roots_idx = -1; /* client SSL_CTX: struct tls_roots */
 
 static void
 tls_conn_free_cb(
@@ -89,6 +106,20 @@ tls_sess_cache_free_cb(
 }
 
 static void
+tls_roots_free_cb(
+    void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct tls_roots *r = ptr;
+
+	if (r == NULL)
+		return;
+	pthread_mutex_destroy(&r->lock);
+	free(r->path);
+	free(r->error);
+	free(r);
+}
+
+static void
 tls_init_once(void)
 {
 	tls_ssl_idx =
@@ -96,13 +127,16 @@ tls_init_once(void)
 	tls_ctx_ca_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	tls_ctx_sess_idx = SSL_CTX_get_ex_new_index(
 	    0, NULL, NULL, NULL, tls_sess_cache_free_cb);
+	tls_ctx_roots_idx =
+	    SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_roots_free_cb);
 }
 
 static int
 tls_init(char **cause)
 {
 	pthread_once(&tls_once, tls_init_once);
-	if (tls_ssl_idx < 0 || tls_ctx_ca_idx < 0 || tls_ctx_sess_idx < 0) {
+	if (tls_ssl_idx < 0 || tls_ctx_ca_idx < 0 || tls_ctx_sess_idx < 0 ||
+	    tls_ctx_roots_idx < 0) {
 		*cause = xstrdup("cannot allocate OpenSSL ex_data indexes");
 		return -1;
 	}
@@ -375,12 +409,90 @@ load_ca_file(SSL_CTX *ctx, const char *path, const char *what, char **cause)
 	return 0;
 }
 
+/* What loading path as a CA file would refuse at once, found without parsing
+ * it: a file that cannot be read or holds no PEM certificate header.  The
+ * certificates themselves are parsed when they are loaded. */
+static int
+roots_check(const char *path, char **cause)
+{
+	char line[128];
+	FILE *f;
+	int found = 0;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		*cause = xasprintf("cannot read the system roots %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strcmp(line, "-----BEGIN CERTIFICATE-----\n") == 0 ||
+		    strcmp(line, "-----BEGIN CERTIFICATE-----\r\n") == 0 ||
+		    strcmp(line, "-----BEGIN TRUSTED CERTIFICATE-----\n") ==
+		        0 ||
+		    strcmp(line, "-----BEGIN X509 CERTIFICATE-----\n") == 0;
+	fclose(f);
+	if (!found) {
+		*cause = xasprintf(
+		    "cannot load the system roots %s: no PEM certificate",
+		    path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Loads the system roots into store the first time it is called; later
+ * calls return what the first one did.  0, or -1 with r->error set. */
+static int
+roots_load(struct tls_roots *r, X509_STORE *store)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->state == 0) {
+		if (X509_STORE_load_file(store, r->path) == 1) {
+			r->state = 1;
+		} else {
+			r->state = -1;
+			r->error = xasprintf("cannot load the system roots "
+			                     "%s: %s",
+			    r->path, ssl_error());
+			log_warnx("TLS: %s", r->error);
+		}
+		ERR_clear_error();
+	}
+	rc = r->state == 1 ? 0 : -1;
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* Verifies an upstream's chain, loading the system roots first if this is
+ * the context's first verification.  If they cannot be loaded the chain
+ * fails to verify, and tls_client_failure names the cause. */
+static int
+tls_verify_cb(X509_STORE_CTX *xs, void *arg)
+{
+	struct tls_roots *r = arg;
+	struct tls_conn *c;
+	SSL *ssl;
+
+	if (roots_load(r, X509_STORE_CTX_get0_store(xs)) == -1) {
+		ssl = X509_STORE_CTX_get_ex_data(
+		    xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+		if (ssl != NULL && (c = tls_conn_get(ssl)) != NULL)
+			c->roots_error = r->error;
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_UNSPECIFIED);
+		return 0;
+	}
+	return X509_verify_cert(xs);
+}
+
 SSL_CTX *
 tls_client_ctx_new(
     const char *system_roots, const struct strlist *extra, char **cause)
 {
 	static const unsigned char alpn[] = "\x08" TLS_ALPN_HTTP11;
 	struct tls_sess_cache *sc;
+	struct tls_roots *rt;
 	SSL_CTX *ctx;
 	char *roots = ca_system_roots_path(system_roots);
 	size_t i;
@@ -398,8 +510,18 @@ tls_client_ctx_new(
 	if (tls_common_setup(ctx, cause) == -1)
 		goto fail;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	if (load_ca_file(ctx, roots, "the system roots", cause) == -1)
+	if (roots_check(roots, cause) == -1)
 		goto fail;
+	rt = xcalloc(1, sizeof(*rt));
+	pthread_mutex_init(&rt->lock, NULL);
+	rt->path = roots;
+	roots = NULL;
+	if (SSL_CTX_set_ex_data(ctx, tls_ctx_roots_idx, rt) != 1) {
+		tls_roots_free_cb(NULL, rt, NULL, 0, 0, NULL);
+		*cause = xasprintf("TLS setup: %s", ssl_error());
+		goto fail;
+	}
+	SSL_CTX_set_cert_verify_callback(ctx, tls_verify_cb, rt);
 	for (i = 0; extra != NULL && i < extra->n; i++)
 		if (load_ca_file(
 		        ctx, extra->v[i], "the upstream CA file", cause) == -1)
@@ -533,6 +655,10 @@ tls_client_failure(SSL *ssl, char *buf, size_t len)
 	char names[512];
 	int reason;
 
+	if (v != X509_V_OK && c != NULL && c->roots_error != NULL) {
+		snprintf(buf, len, "%s", c->roots_error);
+		return buf;
+	}
 	if (v != X509_V_OK) {
 		switch (v) {
 		case X509_V_ERR_CERT_HAS_EXPIRED:

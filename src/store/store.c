@@ -447,9 +447,65 @@ replay(struct store *s)
 		log_warnx("store: skipped %zu unreadable journal lines", bad);
 }
 
-int
-store_open(struct store **out, const char *db_path, const char *journal_path,
-    char **cause)
+/*
+ * What ensure_ready would find fatal, found without SQLite (for
+ * store_open_lazy): a file that is not an SQLite database, a schema newer
+ * than ours (PRAGMA user_version is the big-endian word at offset 60 of the
+ * header), a database that cannot be opened or created.  A missing or
+ * empty file is fine: the first flush creates the database.  Returns 0, or
+ * -1 with a cause the caller frees.
+ */
+static int
+db_precheck(const char *path, char **cause)
+{
+	static const char magic[16] = "SQLite format 3";
+	unsigned char h[100];
+	char *dir, *slash;
+	ssize_t n;
+	long v;
+	int fd, ok;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			goto cantopen;
+		dir = xstrdup(path);
+		if ((slash = strrchr(dir, '/')) == NULL)
+			ok = access(".", W_OK | X_OK) == 0;
+		else {
+			*(slash == dir ? slash + 1 : slash) = '\0';
+			ok = access(dir, W_OK | X_OK) == 0;
+		}
+		free(dir);
+		if (!ok)
+			goto cantopen;
+		return 0;
+	}
+	n = read(fd, h, sizeof(h));
+	close(fd);
+	if (n == 0)
+		return 0;
+	if (n != (ssize_t)sizeof(h) || memcmp(h, magic, sizeof(magic)) != 0) {
+		*cause = xasprintf("%s: file is not a database", path);
+		return -1;
+	}
+	v = (long)h[60] << 24 | (long)h[61] << 16 | (long)h[62] << 8 | h[63];
+	if (v > SCHEMA_VERSION) {
+		*cause = xasprintf("%s: schema version %ld is newer than this "
+		                   "program's (%d)",
+		    path, v, SCHEMA_VERSION);
+		return -1;
+	}
+	return 0;
+cantopen:
+	*cause = xasprintf(
+	    "%s: unable to open database file (%s)", path, strerror(errno));
+	return -1;
+}
+
+/* store_open; lazy: do not touch SQLite unless the journal has records. */
+static int
+store_open_at(struct store **out, const char *db_path, const char *journal_path,
+    int lazy, char **cause)
 {
 	struct store *s;
 	int fatal, rc;
@@ -463,9 +519,17 @@ store_open(struct store **out, const char *db_path, const char *journal_path,
 		free(s);
 		return -1;
 	}
+	if (lazy) {
+		if (db_precheck(db_path, cause) == -1) {
+			store_close(s, 0);
+			return -1;
+		}
+		replay(s);
+	}
 	/* A lock or a read-only file now is not an error (the records wait
 	 * in the journal); a database that cannot even be opened is. */
-	if ((rc = ensure_ready(s, &fatal)) != SQLITE_OK) {
+	if ((!lazy || store_pending(s) > 0) &&
+	    (rc = ensure_ready(s, &fatal)) != SQLITE_OK) {
 		if (fatal || (rc & 0xff) == SQLITE_CANTOPEN) {
 			*cause = xstrdup(s->last_error != NULL
 			        ? s->last_error
@@ -475,13 +539,28 @@ store_open(struct store **out, const char *db_path, const char *journal_path,
 		}
 		log_warnx("store: %s: %s; will retry", db_path, s->last_error);
 	}
-	replay(s);
+	if (!lazy)
+		replay(s);
 	if (store_pending(s) > 0)
 		(void)store_flush(s);
 	else if (store_journal_truncate(s->journal) == -1)
 		log_warn("store: journal truncate"); /* only unreadable lines */
 	*out = s;
 	return 0;
+}
+
+int
+store_open(struct store **out, const char *db_path, const char *journal_path,
+    char **cause)
+{
+	return store_open_at(out, db_path, journal_path, 0, cause);
+}
+
+int
+store_open_lazy(struct store **out, const char *db_path,
+    const char *journal_path, char **cause)
+{
+	return store_open_at(out, db_path, journal_path, 1, cause);
 }
 
 int

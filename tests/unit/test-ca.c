@@ -622,6 +622,8 @@ test_leaf_for_api_anthropic(void)
 	CHECK(ca != NULL);
 	if (ca == NULL)
 		return;
+	/* The leaf key is made by the first leaf, not by loading. */
+	CHECK(ca_leaf_key(ca) == NULL);
 	leaf = ca_leaf(ca, "api.anthropic.com", &cause);
 	CHECK(leaf != NULL);
 	CHECK(cause == NULL);

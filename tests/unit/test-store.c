@@ -1273,6 +1273,93 @@ test_parse_when(void)
 	CHECK_INT(store_parse_when("tomorrow", now, &t), -1);
 }
 
+/*
+ * store_open_lazy (the daemon's): SQLite is not touched while there is
+ * nothing to commit, the first record creates the database, a journal left
+ * by a crash is committed by the open itself, and what store_open refuses
+ * is refused at once all the same.
+ */
+static void
+test_open_lazy(void)
+{
+	struct usage_record r;
+	struct store *s = NULL;
+	char *cause = NULL, junk[4096];
+	sqlite3 *db;
+	pid_t pid;
+	int i, status = -1;
+
+	paths_init();
+	CHECK_INT(store_open_lazy(&s, db_path, journal_path, &cause), 0);
+	if (s == NULL)
+		return;
+	CHECK(!file_exists(db_path));
+	CHECK_INT(store_flush(s), STORE_FLUSH_DONE);
+	CHECK(!file_exists(db_path));
+	full_record(&r, 1);
+	CHECK_INT(store_submit(s, &r), 0);
+	usage_record_free(&r);
+	CHECK_INT(store_flush(s), STORE_FLUSH_DONE);
+	CHECK_INT(sql_int("PRAGMA user_version"), store_schema_version());
+	CHECK_INT(count_rows(), 1);
+	CHECK_INT(store_close(s, 100), 0);
+
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		if (store_open_lazy(&s, db_path, journal_path, &cause) == -1)
+			_exit(3);
+		for (i = 2; i < 5; i++) {
+			full_record(&r, i);
+			if (store_submit(s, &r) == -1)
+				_exit(4);
+			usage_record_free(&r);
+		}
+		_exit(0); /* a crash: nothing flushed */
+	}
+	CHECK(pid > 0);
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_INT(journal_lines(), 3);
+	CHECK_INT(store_open_lazy(&s, db_path, journal_path, &cause), 0);
+	if (s == NULL)
+		return;
+	CHECK_INT(store_pending(s), 0);
+	CHECK_INT(count_rows(), 4);
+	CHECK_INT(journal_lines(), 0);
+	CHECK_INT(store_close(s, 100), 0);
+
+	/* A newer schema. */
+	snprintf(db_path, sizeof(db_path), "%s/newer.db", harness_tmpdir());
+	CHECK(sqlite3_open(db_path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL) ==
+	    SQLITE_OK);
+	sqlite3_close(db);
+	s = NULL;
+	CHECK_INT(store_open_lazy(&s, db_path, journal_path, &cause), -1);
+	CHECK(s == NULL);
+	CHECK(cause != NULL && strstr(cause, "newer") != NULL);
+	free(cause);
+	cause = NULL;
+	/* Not a database. */
+	snprintf(db_path, sizeof(db_path), "%s/junk.db", harness_tmpdir());
+	memset(junk, 'x', sizeof(junk));
+	CHECK_INT(harness_write_file(db_path, junk, sizeof(junk)), 0);
+	CHECK_INT(store_open_lazy(&s, db_path, journal_path, &cause), -1);
+	CHECK(cause != NULL && strstr(cause, "not a database") != NULL);
+	free(cause);
+	cause = NULL;
+	/* A directory that does not exist. */
+	snprintf(db_path, sizeof(db_path), "%s/no/such/dir/meter.db",
+	    harness_tmpdir());
+	CHECK_INT(store_open_lazy(&s, db_path, journal_path, &cause), -1);
+	CHECK(cause != NULL && strstr(cause, "unable to open") != NULL);
+	free(cause);
+	/* The journal is free again after each refusal. */
+	paths_init();
+	CHECK_INT(store_open_lazy(&s, db_path, journal_path, &cause), 0);
+	CHECK_INT(store_close(s, 100), 0);
+}
+
 static const struct test tests[] = {
     TEST(test_schema),
     TEST(test_roundtrip_every_column),
@@ -1289,6 +1376,7 @@ static const struct test tests[] = {
     TEST(test_migrations_from_every_version),
     TEST(test_newer_schema_refused),
     TEST(test_unopenable_database_refused),
+    TEST(test_open_lazy),
     TEST(test_journal_held_by_one_process),
     TEST(test_ratelimit_latest_wins),
     TEST(test_ratelimit_replayed),

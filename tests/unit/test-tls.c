@@ -676,6 +676,111 @@ out:
 	fx_free(&f);
 }
 
+/* The number of certificates in a client context's store. */
+static int
+store_certs(SSL_CTX *ctx)
+{
+	STACK_OF(X509_OBJECT) *objs =
+	    X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+	int i, n = 0;
+
+	for (i = 0; i < sk_X509_OBJECT_num(objs); i++)
+		if (X509_OBJECT_get_type(sk_X509_OBJECT_value(objs, i)) ==
+		    X509_LU_X509)
+			n++;
+	return n;
+}
+
+/* The system roots are parsed at the first verification, not before; the
+ * extra CA files at once. */
+static void
+test_system_roots_loaded_lazily(void)
+{
+	struct fx f;
+	SSL *c, *s;
+	int i;
+
+	if (fx_init(&f, "lazyroots") == -1)
+		goto out;
+	CHECK_INT(store_certs(f.nctx), 0);
+	CHECK_INT(store_certs(f.cctx), 1); /* the extra file: the CA */
+	for (i = 0; i < 2; i++) {
+		c = SSL_new(f.cctx);
+		s = SSL_new(f.sctx);
+		CHECK_INT(tls_client_set_host(c, "api.anthropic.com"), 0);
+		pair(c, s);
+		CHECK_INT(handshake(c, s), 0);
+		CHECK_INT(SSL_get_verify_result(c), X509_V_OK);
+		/* The roots file (one certificate) was added once. */
+		CHECK_INT(store_certs(f.cctx), 2);
+		SSL_free(c);
+		SSL_free(s);
+	}
+	/* A failed verification loads them too. */
+	c = SSL_new(f.nctx);
+	s = SSL_new(f.sctx);
+	CHECK_INT(tls_client_set_host(c, "api.anthropic.com"), 0);
+	pair(c, s);
+	CHECK_INT(handshake(c, s), -1);
+	CHECK_INT(store_certs(f.nctx), 1);
+	ERR_clear_error();
+	SSL_free(c);
+	SSL_free(s);
+out:
+	fx_free(&f);
+}
+
+/* A system roots file that is not PEM fails at once; one that looks like
+ * PEM but does not parse fails every upstream handshake with that cause
+ * (and the extra CA files do not replace it). */
+static void
+test_system_roots_bad(void)
+{
+	struct strlist extra = {0};
+	const char *bad = "-----BEGIN CERTIFICATE-----\nnot base64 !\n"
+	                  "-----END CERTIFICATE-----\n";
+	char *cause = NULL, path[1200], why[512];
+	SSL_CTX *ctx;
+	struct fx f;
+	SSL *c, *s;
+	int i;
+
+	if (fx_init(&f, "badroots") == -1)
+		goto out;
+	snprintf(path, sizeof(path), "%s/junk-roots.pem", f.dir);
+	CHECK_INT(harness_write_file(path, "junk\n", 5), 0);
+	ctx = tls_client_ctx_new(path, NULL, &cause);
+	CHECK(ctx == NULL);
+	CHECK(cause != NULL && strstr(cause, path) != NULL &&
+	    strstr(cause, "no PEM certificate") != NULL);
+	free(cause);
+	cause = NULL;
+
+	CHECK_INT(harness_write_file(path, bad, strlen(bad)), 0);
+	strlist_add(&extra, f.capem);
+	ctx = tls_client_ctx_new(path, &extra, &cause);
+	strlist_free(&extra);
+	CHECK(ctx != NULL && cause == NULL);
+	if (ctx == NULL)
+		goto out;
+	for (i = 0; i < 2; i++) {
+		c = SSL_new(ctx);
+		s = SSL_new(f.sctx);
+		CHECK_INT(tls_client_set_host(c, "api.anthropic.com"), 0);
+		pair(c, s);
+		CHECK_INT(handshake(c, s), -1);
+		tls_client_failure(c, why, sizeof(why));
+		CHECK(strstr(why, "cannot load the system roots") != NULL &&
+		    strstr(why, path) != NULL);
+		ERR_clear_error();
+		SSL_free(c);
+		SSL_free(s);
+	}
+	SSL_CTX_free(ctx);
+out:
+	fx_free(&f);
+}
+
 static const struct test tests[] = {
     TEST(test_handshake_sni),
     TEST(test_tls12_suites),
@@ -688,6 +793,8 @@ static const struct test tests[] = {
     TEST(test_client_ctx_bad_files),
     TEST(test_session_resumption),
     TEST(test_server_refuses_old_clients),
+    TEST(test_system_roots_loaded_lazily),
+    TEST(test_system_roots_bad),
     {0},
 };
 
