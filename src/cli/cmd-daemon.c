@@ -415,13 +415,11 @@ daemon_exec(const struct cmd *self, int argc, char **argv)
 		report(pipefd, self, cause);
 		goto out;
 	}
-	if ((evcfg = event_config_new()) != NULL) {
-		/* Coalesce the epoll_ctl calls of one loop turn. */
-		event_config_set_flag(
-		    evcfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-		d.base = event_base_new_with_config(evcfg);
-		event_config_free(evcfg);
-	}
+	/* No EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST: the relay's streams only
+	 * change interest when a socket blocks, so there is little to
+	 * coalesce, and the changelist mishandles a descriptor closed and
+	 * reused within one turn of the loop. */
+	(void)evcfg;
 	if (d.base == NULL && (d.base = event_base_new()) == NULL) {
 		report(pipefd, self, "cannot create the event loop");
 		goto out;

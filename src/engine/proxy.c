@@ -2,13 +2,14 @@
  * proxy: listener, CONNECT handling, blind tunnels, TLS interception and
  * the HTTP/1.1 relay.
  *
- * A connection (struct conn) has two halves, the client bufferevent and
- * the upstream bufferevent, and exactly one close function (conn_close)
- * that every error path ends in.  Bytes are moved between the halves with
- * evbuffer_remove_buffer (no copy of the payload beyond what bufferevents
- * do, except that a small TLS output is made one chain, see
- * coalesce_output); the HTTP parser only looks at them to find message
- * boundaries and to hand de-chunked payload to the hooks.
+ * A connection (struct conn) has two halves, the client stream and the
+ * upstream stream (stream.c: a socket, plain or TLS, with an input and an
+ * output evbuffer), and exactly one close function (conn_close) that every
+ * error path ends in.  Bytes are moved between the halves with
+ * evbuffer_remove_buffer (no copy of the payload beyond the streams' own);
+ * the HTTP parser only looks at them to find message boundaries and to
+ * hand de-chunked payload to the hooks.  Everything a callback queues on a
+ * half leaves in one write at the end of the loop's turn.
  *
  * Modes of a connection:
  *   FIRST     plain client, waiting for the first request (CONNECT,
@@ -31,8 +32,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -46,9 +45,9 @@
 #include "halton/xmalloc.h"
 #include "engine-memtrim.h"
 #include "exchange-priv.h"
+#include "stream.h"
 
 #define HIGH_WATER          (256 * 1024)
-#define COALESCE_MAX        (16 * 1024) /* one TLS record's payload */
 #define TIMEOUT_HANDSHAKE_S 15
 #define TIMEOUT_CONNECT_S   15
 #define TIMEOUT_IDLE_S      120
@@ -97,6 +96,7 @@ struct connect_to {
 struct proxy {
 	struct event_base *base;
 	struct evdns_base *dns;
+	struct stream_set *streams;
 	struct evconnlistener *listener;
 	struct event *accept_retry;
 	int accept_paused;
@@ -141,13 +141,8 @@ struct conn {
 	int absolute; /* plain HTTP proxying of absolute-form */
 	int observe;  /* call the hooks */
 
-	struct bufferevent *cbev;
-	struct bufferevent *ubev;
-	int ubev_noclose;
-	evutil_socket_t cfd; /* the client socket */
-	int cfd_close;
-	/* no bufferevent owns cfd: close it */ /* the plain ubev does not
-	                                           own its socket */
+	struct stream *cbev;
+	struct stream *ubev;
 
 	char *host; /* the target as the client named it */
 	int port;
@@ -186,12 +181,12 @@ struct conn {
 
 static void conn_close(struct conn *, const char *);
 static void idle_trim(struct proxy *);
-static void client_read_cb(struct bufferevent *, void *);
-static void client_write_cb(struct bufferevent *, void *);
-static void client_event_cb(struct bufferevent *, short, void *);
-static void upstream_read_cb(struct bufferevent *, void *);
-static void upstream_write_cb(struct bufferevent *, void *);
-static void upstream_event_cb(struct bufferevent *, short, void *);
+static void client_read_cb(struct stream *, void *);
+static void client_write_cb(struct stream *, void *);
+static void client_event_cb(struct stream *, short, void *);
+static void upstream_read_cb(struct stream *, void *);
+static void upstream_write_cb(struct stream *, void *);
+static void upstream_event_cb(struct stream *, short, void *);
 static void http_client_input(struct conn *);
 static void http_upstream_input(struct conn *);
 static void opaque_relay(struct conn *, int);
@@ -208,14 +203,10 @@ set_nodelay(evutil_socket_t fd)
 }
 
 static void
-set_timeouts(struct bufferevent *bev, int read_s, int write_s)
+set_timeouts(struct stream *bev, int read_s, int write_s)
 {
-	struct timeval r = {read_s, 0}, w = {write_s, 0};
-
-	if (bev == NULL)
-		return;
-	bufferevent_set_timeouts(
-	    bev, read_s > 0 ? &r : NULL, write_s > 0 ? &w : NULL);
+	if (bev != NULL)
+		stream_set_timeouts(bev, read_s, write_s);
 }
 
 /* Ends the current exchange: calls the end hook exactly once (when
@@ -245,16 +236,10 @@ exchange_end(struct conn *c, const char *error)
 static void
 conn_free_upstream(struct conn *c)
 {
-	evutil_socket_t fd;
-
 	if (c->ubev != NULL) {
-		fd = c->ubev_noclose ? bufferevent_getfd(c->ubev) : -1;
-		bufferevent_free(c->ubev);
+		stream_free(c->ubev);
 		c->ubev = NULL;
-		if (fd >= 0)
-			evutil_closesocket(fd);
 	}
-	c->ubev_noclose = 0;
 	c->paused_client = 0;
 	if (c->up != U_FAILED)
 		c->up = U_NONE;
@@ -275,9 +260,7 @@ conn_close(struct conn *c, const char *cause)
 	exchange_end(c, cause != NULL ? cause : "connection closed");
 	conn_free_upstream(c);
 	if (c->cbev != NULL)
-		bufferevent_free(c->cbev);
-	if (c->cfd_close)
-		evutil_closesocket(c->cfd);
+		stream_free(c->cbev);
 	if (c->flush_timer != NULL)
 		event_free(c->flush_timer);
 	c->cbev = NULL;
@@ -361,13 +344,7 @@ reaper_cb(evutil_socket_t fd, short what, void *arg)
 static int
 client_flushed(struct conn *c)
 {
-	struct bufferevent *under;
-
-	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) != 0)
-		return 0;
-	under = bufferevent_get_underlying(c->cbev);
-	return under == NULL ||
-	    evbuffer_get_length(bufferevent_get_output(under)) == 0;
+	return stream_pending(c->cbev) == 0;
 }
 
 static void
@@ -396,8 +373,8 @@ conn_close_after_flush(struct conn *c)
 	c->closing = 1;
 	c->closing_since = time_mono_ms();
 	conn_free_upstream(c);
-	bufferevent_disable(c->cbev, EV_READ);
-	bufferevent_enable(c->cbev, EV_WRITE);
+	stream_disable(c->cbev, EV_READ);
+	stream_enable(c->cbev, EV_WRITE);
 	if (client_flushed(c)) {
 		conn_close(c, NULL);
 		return;
@@ -436,7 +413,7 @@ static void
 send_response(struct conn *c, int status, const char *ctype, const char *body,
     int keep_alive)
 {
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	struct evbuffer *out = stream_output(c->cbev);
 	size_t len = strlen(body);
 
 	evbuffer_add_printf(out,
@@ -528,7 +505,7 @@ local_answer(struct conn *c, const struct http1_request *req, size_t head_len,
 		status = 404;
 	}
 	/* req points into the input: it is dead from here on. */
-	evbuffer_drain(bufferevent_get_input(c->cbev), head_len);
+	evbuffer_drain(stream_input(c->cbev), head_len);
 	send_response(c, status, ctype, sb.data != NULL ? sb.data : "", keep);
 	strbuf_free(&sb);
 	if (!keep) {
@@ -579,61 +556,21 @@ upstream_failed(struct conn *c, const char *cause)
 	log_warnx("upstream %s:%d: %s", c->host, c->port, cause);
 }
 
-/* Makes the pending output of a TLS half one contiguous chain when it is
- * small.  bufferevent_openssl does one SSL_write (one TLS record, one
- * write()) per evbuffer chain, and the relay appends a message in pieces
- * (head, chunk lines, payload, chains moved as they were read), so a 4 KB
- * response would go out as several records and system calls.  Called at
- * the end of every callback that may have added output, before the
- * socket's write event runs (the next epoll_wait reports it at once: the
- * socket is writable), so nothing waits for more input, it is only copied
- * once (at most COALESCE_MAX bytes).  libevent
- * sets SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, so a write that must be
- * retried may find its (unchanged) bytes at a new address. */
-static void
-coalesce_output(struct bufferevent *bev)
-{
-	struct evbuffer *out;
-	size_t len;
-
-	if (bev == NULL || bufferevent_openssl_get_ssl(bev) == NULL)
-		return;
-	out = bufferevent_get_output(bev);
-	len = evbuffer_get_length(out);
-	if (len == 0 || len > COALESCE_MAX)
-		return;
-	if (evbuffer_peek(out, -1, NULL, NULL, 0) > 1)
-		evbuffer_pullup(out, -1);
-}
-
-/* Coalesces the output of both halves of a live connection. */
-static void
-coalesce_outputs(struct conn *c)
-{
-	if (c->dead)
-		return;
-	coalesce_output(c->cbev);
-	coalesce_output(c->ubev);
-}
-
 static void
 upstream_setup_bev(struct conn *c, int timeout_s)
 {
-	bufferevent_setcb(
+	stream_setcb(
 	    c->ubev, upstream_read_cb, upstream_write_cb, upstream_event_cb, c);
-	bufferevent_setwatermark(c->ubev, EV_READ, 0, HIGH_WATER);
+	stream_setwatermark(c->ubev, EV_READ, 0, HIGH_WATER);
 	set_timeouts(c->ubev, timeout_s, timeout_s);
-	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+	stream_enable(c->ubev, EV_READ | EV_WRITE);
 }
 
-/* Replaces the connected plain upstream bufferevent with a TLS one on the
- * same socket (no extra copy per byte) and starts the handshake for
- * c->host: SNI, hostname verification.  Returns 0 or -1. */
+/* Starts TLS on the connected upstream stream for c->host: SNI,
+ * hostname verification.  Returns 0 or -1. */
 static int
 upstream_start_tls(struct conn *c)
 {
-	struct bufferevent *bev;
-	evutil_socket_t fd = bufferevent_getfd(c->ubev);
 	SSL *ssl;
 
 	if ((ssl = SSL_new(c->px->client_ctx)) == NULL)
@@ -642,19 +579,10 @@ upstream_start_tls(struct conn *c)
 		SSL_free(ssl);
 		return -1;
 	}
-	/* The plain bufferevent does not own the socket. */
-	bufferevent_free(c->ubev);
-	c->ubev = NULL;
-	c->ubev_noclose = 0;
-	bev = bufferevent_openssl_socket_new(c->px->base, fd, ssl,
-	    BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev == NULL) {
+	if (stream_start_tls(c->ubev, ssl, 0) != 0) {
 		SSL_free(ssl);
-		evutil_closesocket(fd);
 		return -1;
 	}
-	c->ubev = bev;
 	c->up = U_TLS;
 	upstream_setup_bev(c, TIMEOUT_HANDSHAKE_S);
 	return 0;
@@ -679,19 +607,14 @@ upstream_connect(struct conn *c, int tls)
 		h = px->uproxy_host;
 		p = px->uproxy_port;
 	}
-	/* Callbacks are not deferred here so that errno still holds the
-	 * connect error in the event callback.  A bufferevent that will be
-	 * swapped for a TLS one must not close the socket on free. */
-	c->ubev = bufferevent_socket_new(
-	    px->base, -1, tls ? 0 : BEV_OPT_CLOSE_ON_FREE);
+	/* errno holds the connect error in the event callback. */
+	c->ubev = stream_new(px->streams, -1);
 	if (c->ubev == NULL) {
 		upstream_failed(c, "out of resources");
 		return;
 	}
-	c->ubev_noclose = tls;
 	upstream_setup_bev(c, TIMEOUT_CONNECT_S);
-	if (bufferevent_socket_connect_hostname(
-	        c->ubev, px->dns, AF_UNSPEC, h, p) != 0) {
+	if (stream_connect_hostname(c->ubev, px->dns, AF_UNSPEC, h, p) != 0) {
 		upstream_failed(c, "cannot connect");
 		return;
 	}
@@ -705,11 +628,11 @@ upstream_ready(struct conn *c)
 	set_timeouts(c->ubev, 0, TIMEOUT_STREAM_S);
 	if (c->mode == M_TUNNEL) {
 		/* Only now does the tunnel client learn it is connected. */
-		evbuffer_add_printf(bufferevent_get_output(c->cbev),
+		evbuffer_add_printf(stream_output(c->cbev),
 		    "HTTP/1.1 200 Connection established\r\n\r\n");
 		set_timeouts(c->cbev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
 		set_timeouts(c->ubev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
-		bufferevent_enable(c->cbev, EV_READ);
+		stream_enable(c->cbev, EV_READ);
 		opaque_relay(c, 1);
 		return;
 	}
@@ -736,7 +659,7 @@ upstream_report_failure(struct conn *c)
 static void
 upstream_proxy_answer(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->ubev);
+	struct evbuffer *in = stream_input(c->ubev);
 	struct http1_response res;
 	size_t len = evbuffer_get_length(in);
 	char buf[128];
@@ -775,10 +698,10 @@ upstream_connected(struct conn *c)
 {
 	struct proxy *px = c->px;
 
-	set_nodelay(bufferevent_getfd(c->ubev));
+	set_nodelay(stream_fd(c->ubev));
 	if (px->uproxy_host != NULL) {
 		c->up = U_PROXY;
-		evbuffer_add_printf(bufferevent_get_output(c->ubev),
+		evbuffer_add_printf(stream_output(c->ubev),
 		    "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n", c->chost,
 		    c->cport, c->chost, c->cport);
 		return;
@@ -798,7 +721,7 @@ upstream_connected(struct conn *c)
 static void
 upstream_error_cause(struct conn *c, short what, int err, char *buf, size_t len)
 {
-	struct bufferevent *bev = c->ubev;
+	struct stream *bev = c->ubev;
 	SSL *ssl = NULL;
 	unsigned long e;
 	int dnserr;
@@ -810,16 +733,16 @@ upstream_error_cause(struct conn *c, short what, int err, char *buf, size_t len)
 		    c->chost, c->cport);
 		return;
 	}
-	if (c->up == U_TLS && (ssl = bufferevent_openssl_get_ssl(bev))) {
+	if (c->up == U_TLS && (ssl = stream_ssl(bev))) {
 		/* libevent moved OpenSSL's error queue into its own list:
 		 * put the first error back for tls_client_failure. */
-		if ((e = bufferevent_get_openssl_error(bev)) != 0)
+		if ((e = stream_ssl_error(bev)) != 0)
 			ERR_raise(ERR_GET_LIB(e), ERR_GET_REASON(e));
 		tls_client_failure(ssl, buf, len);
 		ERR_clear_error();
 		return;
 	}
-	if ((dnserr = bufferevent_socket_get_dns_error(bev)) != 0)
+	if ((dnserr = stream_dns_error(bev)) != 0)
 		snprintf(buf, len, "cannot resolve %s: %s", c->chost,
 		    evutil_gai_strerror(dnserr));
 	else if (what & BEV_EVENT_EOF)
@@ -832,7 +755,7 @@ upstream_error_cause(struct conn *c, short what, int err, char *buf, size_t len)
 }
 
 static void
-upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+upstream_event_cb(struct stream *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	int err = errno;
@@ -841,13 +764,12 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (c->dead)
 		return;
 	if (what & BEV_EVENT_CONNECTED) {
-		/* A TLS bufferevent reports CONNECTED after its handshake; a
+		/* A TLS stream reports CONNECTED after its handshake; a
 		 * plain one after TCP. */
 		if (c->up == U_TLS)
 			upstream_ready(c);
 		else
 			upstream_connected(c);
-		coalesce_outputs(c);
 		return;
 	}
 	if (c->up != U_READY) {
@@ -861,14 +783,14 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (c->mode == M_TUNNEL || c->mode == M_UPGRADED) {
 			if (time_mono_ms() - c->last_activity <
 			    TIMEOUT_STREAM_S * 1000ULL) {
-				bufferevent_enable(bev, EV_READ | EV_WRITE);
+				stream_enable(bev, EV_READ | EV_WRITE);
 				return;
 			}
 			conn_close(c, "idle");
 			return;
 		}
 		if (c->rs == RS_IDLE) {
-			bufferevent_enable(bev, EV_READ | EV_WRITE);
+			stream_enable(bev, EV_READ | EV_WRITE);
 			return;
 		}
 		exchange_end(c, "upstream: timeout");
@@ -920,15 +842,15 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 static int
 backpressure(struct conn *c, int to_upstream)
 {
-	struct bufferevent *dst = to_upstream ? c->ubev : c->cbev;
-	struct bufferevent *src = to_upstream ? c->cbev : c->ubev;
+	struct stream *dst = to_upstream ? c->ubev : c->cbev;
+	struct stream *src = to_upstream ? c->cbev : c->ubev;
 
 	if (!to_upstream && c->upstream_eof)
 		return 0;
-	if (evbuffer_get_length(bufferevent_get_output(dst)) < HIGH_WATER)
+	if (evbuffer_get_length(stream_output(dst)) < HIGH_WATER)
 		return 0;
-	bufferevent_disable(src, EV_READ);
-	bufferevent_setwatermark(dst, EV_WRITE, HIGH_WATER / 2, 0);
+	stream_disable(src, EV_READ);
+	stream_setwatermark(dst, EV_WRITE, HIGH_WATER / 2, 0);
 	if (to_upstream)
 		c->paused_client = 1;
 	else
@@ -941,8 +863,8 @@ backpressure(struct conn *c, int to_upstream)
 static void
 opaque_relay(struct conn *c, int to_upstream)
 {
-	struct bufferevent *src = to_upstream ? c->cbev : c->ubev;
-	struct bufferevent *dst = to_upstream ? c->ubev : c->cbev;
+	struct stream *src = to_upstream ? c->cbev : c->ubev;
+	struct stream *dst = to_upstream ? c->ubev : c->cbev;
 	struct proxy *px = c->px;
 	struct evbuffer *in;
 	struct evbuffer_iovec v[8];
@@ -950,7 +872,7 @@ opaque_relay(struct conn *c, int to_upstream)
 
 	if (src == NULL || dst == NULL)
 		return;
-	in = bufferevent_get_input(src);
+	in = stream_input(src);
 	if (c->mode == M_UPGRADED && c->ex != NULL && c->observe &&
 	    px->hooks != NULL && px->hooks->upgraded_data != NULL) {
 		n = evbuffer_peek(in, -1, NULL, v, 8);
@@ -975,7 +897,7 @@ opaque_relay(struct conn *c, int to_upstream)
 			c->ex->bytes_down += evbuffer_get_length(in);
 	}
 	evbuffer_remove_buffer(
-	    in, bufferevent_get_output(dst), evbuffer_get_length(in));
+	    in, stream_output(dst), evbuffer_get_length(in));
 	backpressure(c, to_upstream);
 }
 
@@ -1020,13 +942,13 @@ hook_body(struct conn *c, struct evbuffer *buf, size_t n, int request)
 static int
 relay_body(struct conn *c, int request)
 {
-	struct bufferevent *src = request ? c->cbev : c->ubev;
-	struct bufferevent *dst = request ? c->ubev : c->cbev;
+	struct stream *src = request ? c->cbev : c->ubev;
+	struct stream *dst = request ? c->ubev : c->cbev;
 	struct http1_framing *f = request ? &c->rqf : &c->rsf;
 	uint64_t *left = request ? &c->rq_left : &c->rs_left;
 	struct http1_chunked *ch = request ? &c->rq_ch : &c->rs_ch;
-	struct evbuffer *in = bufferevent_get_input(src);
-	struct evbuffer *out = bufferevent_get_output(dst);
+	struct evbuffer *in = stream_input(src);
+	struct evbuffer *out = stream_output(dst);
 	struct evbuffer_iovec v;
 	size_t len, n, off, dlen;
 	long k;
@@ -1183,7 +1105,7 @@ static int
 http_request_head(struct conn *c)
 {
 	struct proxy *px = c->px;
-	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct evbuffer *in = stream_input(c->cbev);
 	struct http1_request req;
 	const char *path, *buf;
 	size_t len, path_len;
@@ -1259,7 +1181,7 @@ http_request_head(struct conn *c)
 		px->hooks->request_head(px->hooks_arg, c->ex);
 	/* Forward the head unchanged; absolute-form becomes origin-form. */
 	if (c->absolute) {
-		struct evbuffer *out = bufferevent_get_output(c->ubev);
+		struct evbuffer *out = stream_output(c->ubev);
 		const char *te = req.target + req.target_len;
 		size_t line;
 
@@ -1278,7 +1200,7 @@ http_request_head(struct conn *c)
 		evbuffer_remove_buffer(in, out, (size_t)n - line);
 	} else
 		evbuffer_remove_buffer(
-		    in, bufferevent_get_output(c->ubev), (size_t)n);
+		    in, stream_output(c->ubev), (size_t)n);
 	c->rq_upgrade = c->rqf.upgrade;
 	c->rs = RS_HEAD;
 	c->rs_started = 0;
@@ -1352,7 +1274,7 @@ become_upgraded(struct conn *c)
 	c->rs = RS_IDLE;
 	set_timeouts(c->cbev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
 	set_timeouts(c->ubev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
-	bufferevent_enable(c->cbev, EV_READ);
+	stream_enable(c->cbev, EV_READ);
 	opaque_relay(c, 1);
 	if (c->ubev != NULL)
 		opaque_relay(c, 0);
@@ -1369,7 +1291,7 @@ http_upstream_input(struct conn *c)
 	int n, rc;
 
 	while (!c->closing && c->ubev != NULL && c->mode == M_HTTP) {
-		in = bufferevent_get_input(c->ubev);
+		in = stream_input(c->ubev);
 		if ((len = evbuffer_get_length(in)) == 0)
 			return;
 		if (c->rs == RS_IDLE) {
@@ -1416,7 +1338,7 @@ http_upstream_input(struct conn *c)
 		    !(res.status == 101 && c->rq_upgrade)) {
 			/* Interim (100 Continue, 103): relay, keep waiting. */
 			evbuffer_remove_buffer(
-			    in, bufferevent_get_output(c->cbev), (size_t)n);
+			    in, stream_output(c->cbev), (size_t)n);
 			c->rs_started = 1;
 			continue;
 		}
@@ -1424,7 +1346,7 @@ http_upstream_input(struct conn *c)
 		if (c->observe && px->hooks != NULL && px->hooks->response_head)
 			px->hooks->response_head(px->hooks_arg, c->ex);
 		evbuffer_remove_buffer(
-		    in, bufferevent_get_output(c->cbev), (size_t)n);
+		    in, stream_output(c->cbev), (size_t)n);
 		c->rs_started = 1;
 		if (res.status == 101) {
 			become_upgraded(c);
@@ -1447,16 +1369,15 @@ http_upstream_input(struct conn *c)
  * Client side: the first request.
  */
 
-/* Answers the CONNECT with 200 and starts the TLS server handshake.  The
- * common case (nothing pipelined after the CONNECT) replaces the plain
- * bufferevent with a TLS one on the same socket; otherwise a TLS filter
- * over the plain one consumes the bytes already read.  Returns 0, or -1
- * when the connection was closed. */
+/* Answers the CONNECT with 200 and starts the TLS server handshake on the
+ * same stream: the 200 leaves in the clear, and bytes the client sent
+ * right after the CONNECT (its ClientHello) are the first TLS bytes.
+ * Returns 0, or -1 when the connection was closed. */
 static int
 client_tls_start(struct conn *c, const char *sni_fallback)
 {
 	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-	struct bufferevent *tls;
+	struct stream *tls = c->cbev;
 	SSL *ssl;
 
 	if ((ssl = SSL_new(c->px->server_ctx)) == NULL) {
@@ -1464,38 +1385,18 @@ client_tls_start(struct conn *c, const char *sni_fallback)
 		return -1;
 	}
 	tls_server_set_host(ssl, sni_fallback);
-	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0 &&
-	    evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0 &&
-	    send(c->cfd, ok, sizeof(ok) - 1, 0) == (ssize_t)sizeof(ok) - 1) {
-		/* The plain bufferevent does not own the socket. */
-		bufferevent_free(c->cbev);
-		c->cbev = NULL;
-		tls = bufferevent_openssl_socket_new(c->px->base, c->cfd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING,
-		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-		if (tls != NULL)
-			c->cfd_close = 0;
-	} else {
-		evbuffer_add(
-		    bufferevent_get_output(c->cbev), ok, sizeof(ok) - 1);
-		tls = bufferevent_openssl_filter_new(c->px->base, c->cbev, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING,
-		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-		if (tls != NULL)
-			c->cbev = NULL;
-	}
-	if (tls == NULL) {
+	evbuffer_add(stream_output(tls), ok, sizeof(ok) - 1);
+	if (stream_start_tls(tls, ssl, 1) != 0) {
 		SSL_free(ssl);
 		conn_close(c, NULL);
 		return -1;
 	}
-	c->cbev = tls;
 	c->tls = 1;
-	bufferevent_setcb(
+	stream_setcb(
 	    tls, client_read_cb, client_write_cb, client_event_cb, c);
-	bufferevent_setwatermark(tls, EV_READ, 0, HIGH_WATER);
+	stream_setwatermark(tls, EV_READ, 0, HIGH_WATER);
 	set_timeouts(tls, TIMEOUT_HANDSHAKE_S, TIMEOUT_HANDSHAKE_S);
-	bufferevent_enable(tls, EV_READ | EV_WRITE);
+	stream_enable(tls, EV_READ | EV_WRITE);
 	return 0;
 }
 
@@ -1521,7 +1422,7 @@ static void
 handle_connect(struct conn *c, const struct http1_request *req, size_t n)
 {
 	struct proxy *px = c->px;
-	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct evbuffer *in = stream_input(c->cbev);
 	int intercept;
 
 	if (parse_authority(req->target, req->target_len, &c->host, &c->port) !=
@@ -1552,7 +1453,7 @@ handle_connect(struct conn *c, const struct http1_request *req, size_t n)
 	if (!intercept) {
 		c->mode = M_TUNNEL;
 		/* Reading resumes once the upstream answers. */
-		bufferevent_disable(c->cbev, EV_READ);
+		stream_disable(c->cbev, EV_READ);
 		upstream_connect(c, 0);
 		if (c->up == U_FAILED) {
 			char body[700];
@@ -1576,7 +1477,7 @@ handle_connect(struct conn *c, const struct http1_request *req, size_t n)
 static void
 handle_first_request(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct evbuffer *in = stream_input(c->cbev);
 	struct http1_request req;
 	size_t len = evbuffer_get_length(in);
 	int n;
@@ -1609,7 +1510,7 @@ handle_first_request(struct conn *c)
 }
 
 static void
-client_read_cb(struct bufferevent *bev, void *arg)
+client_read_cb(struct stream *bev, void *arg)
 {
 	struct conn *c = arg;
 
@@ -1628,11 +1529,10 @@ client_read_cb(struct bufferevent *bev, void *arg)
 		http_client_input(c);
 		break;
 	}
-	coalesce_outputs(c);
 }
 
 static void
-client_write_cb(struct bufferevent *bev, void *arg)
+client_write_cb(struct stream *bev, void *arg)
 {
 	struct conn *c = arg;
 
@@ -1644,18 +1544,17 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	if (c->paused_upstream && c->ubev != NULL) {
 		/* The client drained below the low-water mark. */
 		c->paused_upstream = 0;
-		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-		bufferevent_enable(c->ubev, EV_READ);
+		stream_setwatermark(bev, EV_WRITE, 0, 0);
+		stream_enable(c->ubev, EV_READ);
 		if (c->mode == M_HTTP)
 			http_upstream_input(c);
 		else
 			opaque_relay(c, 0);
-		coalesce_outputs(c);
 	}
 }
 
 static void
-upstream_read_cb(struct bufferevent *bev, void *arg)
+upstream_read_cb(struct stream *bev, void *arg)
 {
 	struct conn *c = arg;
 
@@ -1668,21 +1567,20 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 		http_upstream_input(c);
 	else
 		opaque_relay(c, 0);
-	coalesce_outputs(c);
 }
 
 static void
-upstream_write_cb(struct bufferevent *bev, void *arg)
+upstream_write_cb(struct stream *bev, void *arg)
 {
 	struct conn *c = arg;
 
 	if (c->drain_upstream) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		if (evbuffer_get_length(stream_output(bev)) != 0)
 			return;
 		if (c->drain_upstream == 2) {
 			/* Tunnel: pass the client's half-close on and keep
 			 * relaying the answer until the server closes. */
-			shutdown(bufferevent_getfd(bev), SHUT_WR);
+			shutdown(stream_fd(bev), SHUT_WR);
 			c->drain_upstream = 3;
 		} else if (c->drain_upstream == 1)
 			conn_close(c, NULL);
@@ -1690,18 +1588,17 @@ upstream_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->paused_client) {
 		c->paused_client = 0;
-		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-		bufferevent_enable(c->cbev, EV_READ);
+		stream_setwatermark(bev, EV_WRITE, 0, 0);
+		stream_enable(c->cbev, EV_READ);
 		if (c->mode == M_HTTP)
 			http_client_input(c);
 		else
 			opaque_relay(c, 1);
-		coalesce_outputs(c);
 	}
 }
 
 static void
-client_event_cb(struct bufferevent *bev, short what, void *arg)
+client_event_cb(struct stream *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
@@ -1718,7 +1615,7 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		if ((c->mode == M_TUNNEL || c->mode == M_UPGRADED) &&
 		    time_mono_ms() - c->last_activity <
 		        TIMEOUT_STREAM_S * 1000ULL) {
-			bufferevent_enable(bev, EV_READ | EV_WRITE);
+			stream_enable(bev, EV_READ | EV_WRITE);
 			return;
 		}
 		conn_close(c, "client: timeout");
@@ -1731,25 +1628,25 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		opaque_relay(c, 1);
 		if (c->mode == M_TUNNEL) {
 			/* Half-close: the server may still answer. */
-			bufferevent_disable(bev, EV_READ);
+			stream_disable(bev, EV_READ);
 			c->drain_upstream = 2;
-			bufferevent_setwatermark(c->ubev, EV_WRITE, 0, 0);
+			stream_setwatermark(c->ubev, EV_WRITE, 0, 0);
 			if (evbuffer_get_length(
-			        bufferevent_get_output(c->ubev)) == 0)
+			        stream_output(c->ubev)) == 0)
 				upstream_write_cb(c->ubev, c);
 			return;
 		}
 		exchange_end(c, NULL);
-		if (evbuffer_get_length(bufferevent_get_output(c->ubev)) > 0) {
+		if (evbuffer_get_length(stream_output(c->ubev)) > 0) {
 			/* upstream_write_cb closes once it is delivered. */
 			c->drain_upstream = 1;
-			bufferevent_disable(bev, EV_READ);
-			bufferevent_setwatermark(c->ubev, EV_WRITE, 0, 0);
+			stream_disable(bev, EV_READ);
+			stream_setwatermark(c->ubev, EV_WRITE, 0, 0);
 			return;
 		}
 	}
 	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
+		unsigned long e = stream_ssl_error(bev);
 
 		if (e != 0)
 			log_debug("conn %llu: client TLS: %s",
@@ -1802,11 +1699,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->mode = M_FIRST;
 	c->last_activity = time_mono_ms();
 	set_nodelay(fd);
-	/* The plain bufferevent does not own the socket, so that an
-	 * intercepted connection can swap it for a TLS one. */
-	c->cfd = fd;
-	c->cfd_close = 1;
-	c->cbev = bufferevent_socket_new(px->base, fd, BEV_OPT_DEFER_CALLBACKS);
+	c->cbev = stream_new(px->streams, fd);
 	if (c->cbev == NULL) {
 		evutil_closesocket(fd);
 		free(c);
@@ -1817,11 +1710,11 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		px->conns->prev = c;
 	px->conns = c;
 	px->nconns++;
-	bufferevent_setcb(
+	stream_setcb(
 	    c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
-	bufferevent_setwatermark(c->cbev, EV_READ, 0, HIGH_WATER);
+	stream_setwatermark(c->cbev, EV_READ, 0, HIGH_WATER);
 	set_timeouts(c->cbev, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
-	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	stream_enable(c->cbev, EV_READ | EV_WRITE);
 	if (px->nconns >= (size_t)px->max_connections && !px->accept_paused) {
 		log_warnx("%zu connections: pausing accept", px->nconns);
 		px->accept_paused = 1;
@@ -1918,6 +1811,10 @@ proxy_new(struct proxy **out, struct event_base *base,
 	px->local_arg = o->local_arg;
 	px->started_ms = time_mono_ms();
 	px->reaper = event_new(base, -1, 0, reaper_cb, px);
+	if ((px->streams = stream_set_new(base)) == NULL) {
+		*cause = xstrdup("out of memory");
+		goto fail;
+	}
 	px->trim_timer = evtimer_new(base, trim_cb, px);
 	if (parse_connect_to(px, o->connect_to, cause) != 0)
 		goto fail;
@@ -2006,6 +1903,7 @@ proxy_free(struct proxy *px)
 		event_free(px->reaper);
 	if (px->trim_timer != NULL)
 		event_free(px->trim_timer);
+	stream_set_free(px->streams);
 	for (i = 0; i < px->ncto; i++) {
 		free(px->cto[i].host);
 		free(px->cto[i].host2);
