@@ -53,6 +53,8 @@
 #define TIMEOUT_IDLE_S      120
 #define TIMEOUT_STREAM_S    600
 #define CLOSE_FLUSH_MAX_S   10
+#define TRIM_ACCEPTS        8   /* new connections that warrant a trim */
+#define TRIM_AFTER_BURST_MS 250 /* ... this long after the last of them */
 
 enum conn_mode {
 	M_FIRST,
@@ -125,6 +127,7 @@ struct proxy {
 	uint64_t started_ms;
 	struct event *trim_timer;
 	uint64_t last_trim_ms;
+	unsigned accepts_since_trim;
 
 	int shutting_down;
 	struct event *shutdown_timer;
@@ -308,14 +311,18 @@ reap(struct proxy *px)
 }
 
 /* Idle after a burst: hand freed memory back (at most every 200 ms; a
- * timer catches the end of a burst that came sooner). */
+ * timer catches the end of a burst that came sooner).  A burst of new
+ * connections that stay open also leaves its handshakes' transient memory
+ * behind: accept_cb pushes the timer back at each of them, so it trims
+ * TRIM_AFTER_BURST_MS after such a burst ends. */
 static void
 trim_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy *px = arg;
 
-	if (px->nconns == 0) {
+	if (px->nconns == 0 || px->accepts_since_trim >= TRIM_ACCEPTS) {
 		px->last_trim_ms = time_mono_ms();
+		px->accepts_since_trim = 0;
 		engine_memtrim();
 	}
 }
@@ -896,8 +903,7 @@ opaque_relay(struct conn *c, int to_upstream)
 		else
 			c->ex->bytes_down += evbuffer_get_length(in);
 	}
-	evbuffer_remove_buffer(
-	    in, stream_output(dst), evbuffer_get_length(in));
+	evbuffer_remove_buffer(in, stream_output(dst), evbuffer_get_length(in));
 	backpressure(c, to_upstream);
 }
 
@@ -1199,8 +1205,7 @@ http_request_head(struct conn *c)
 		evbuffer_drain(in, line);
 		evbuffer_remove_buffer(in, out, (size_t)n - line);
 	} else
-		evbuffer_remove_buffer(
-		    in, stream_output(c->ubev), (size_t)n);
+		evbuffer_remove_buffer(in, stream_output(c->ubev), (size_t)n);
 	c->rq_upgrade = c->rqf.upgrade;
 	c->rs = RS_HEAD;
 	c->rs_started = 0;
@@ -1345,8 +1350,7 @@ http_upstream_input(struct conn *c)
 		exchange_set_response(c->ex, &res);
 		if (c->observe && px->hooks != NULL && px->hooks->response_head)
 			px->hooks->response_head(px->hooks_arg, c->ex);
-		evbuffer_remove_buffer(
-		    in, stream_output(c->cbev), (size_t)n);
+		evbuffer_remove_buffer(in, stream_output(c->cbev), (size_t)n);
 		c->rs_started = 1;
 		if (res.status == 101) {
 			become_upgraded(c);
@@ -1392,8 +1396,7 @@ client_tls_start(struct conn *c, const char *sni_fallback)
 		return -1;
 	}
 	c->tls = 1;
-	stream_setcb(
-	    tls, client_read_cb, client_write_cb, client_event_cb, c);
+	stream_setcb(tls, client_read_cb, client_write_cb, client_event_cb, c);
 	stream_setwatermark(tls, EV_READ, 0, HIGH_WATER);
 	set_timeouts(tls, TIMEOUT_HANDSHAKE_S, TIMEOUT_HANDSHAKE_S);
 	stream_enable(tls, EV_READ | EV_WRITE);
@@ -1631,8 +1634,7 @@ client_event_cb(struct stream *bev, short what, void *arg)
 			stream_disable(bev, EV_READ);
 			c->drain_upstream = 2;
 			stream_setwatermark(c->ubev, EV_WRITE, 0, 0);
-			if (evbuffer_get_length(
-			        stream_output(c->ubev)) == 0)
+			if (evbuffer_get_length(stream_output(c->ubev)) == 0)
 				upstream_write_cb(c->ubev, c);
 			return;
 		}
@@ -1715,6 +1717,12 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	stream_setwatermark(c->cbev, EV_READ, 0, HIGH_WATER);
 	set_timeouts(c->cbev, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
 	stream_enable(c->cbev, EV_READ | EV_WRITE);
+	if (++px->accepts_since_trim >= TRIM_ACCEPTS &&
+	    px->trim_timer != NULL) {
+		struct timeval tv = {0, TRIM_AFTER_BURST_MS * 1000};
+
+		evtimer_add(px->trim_timer, &tv);
+	}
 	if (px->nconns >= (size_t)px->max_connections && !px->accept_paused) {
 		log_warnx("%zu connections: pausing accept", px->nconns);
 		px->accept_paused = 1;

@@ -100,6 +100,7 @@ static BIO_METHOD *stream_bio_method;
 
 static void update_events(struct stream *);
 static void mark_dirty(struct stream *);
+static void release_buffers(struct stream *);
 
 static void
 real_free(struct stream *st)
@@ -317,8 +318,7 @@ bio_ctrl_cb(BIO *b, int cmd, long num, void *ptr)
 	case BIO_CTRL_PENDING:
 		return st != NULL ? (long)evbuffer_get_length(st->wire_in) : 0;
 	case BIO_CTRL_WPENDING:
-		return st != NULL ? (long)evbuffer_get_length(st->wire_out)
-		                  : 0;
+		return st != NULL ? (long)evbuffer_get_length(st->wire_out) : 0;
 	default:
 		return 0;
 	}
@@ -338,8 +338,8 @@ bio_method(void)
 
 	if (stream_bio_method != NULL)
 		return stream_bio_method;
-	m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-	    "halton-stream");
+	m = BIO_meth_new(
+	    BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "halton-stream");
 	if (m == NULL)
 		return NULL;
 	BIO_meth_set_write(m, bio_write_cb);
@@ -365,8 +365,7 @@ do_flush(struct stream *st)
 	int r, blocked = 0, wrote = 0;
 	unsigned char *p;
 
-	if (st->fd < 0 ||
-	    (st->state != S_OPEN && st->state != S_HANDSHAKE))
+	if (st->fd < 0 || (st->state != S_OPEN && st->state != S_HANDSHAKE))
 		return;
 	for (;;) {
 		if (st->ssl != NULL && st->state == S_OPEN && st->user_write) {
@@ -417,9 +416,23 @@ do_flush(struct stream *st)
 	}
 	st->need_write = blocked;
 	update_events(st);
+	if (!blocked)
+		release_buffers(st);
 	if (wrote && st->wcb != NULL && st->state == S_OPEN &&
 	    stream_pending(st) <= st->wlow)
 		st->wcb(st, st->arg);
+}
+
+/* An idle TLS stream (nothing buffered either way) gives OpenSSL's record
+ * buffers back: SSL_MODE_RELEASE_BUFFERS misses the read buffer that a
+ * read finding nothing allocates, 16 KiB per idle connection. */
+static void
+release_buffers(struct stream *st)
+{
+	if (st->ssl != NULL && st->state == S_OPEN &&
+	    evbuffer_get_length(st->wire_in) == 0 &&
+	    evbuffer_get_length(st->wire_out) == 0 && !SSL_has_pending(st->ssl))
+		(void)SSL_free_buffers(st->ssl);
 }
 
 static void
@@ -568,7 +581,8 @@ do_read(struct stream *st)
 	if (st->state != S_OPEN || !reading_active(st))
 		return;
 	for (;;) {
-		if (st->rhigh != 0 && evbuffer_get_length(st->in) >= st->rhigh) {
+		if (st->rhigh != 0 &&
+		    evbuffer_get_length(st->in) >= st->rhigh) {
 			st->wm_paused = 1;
 			break;
 		}
@@ -632,6 +646,8 @@ do_read(struct stream *st)
 		mark_dirty(st);
 	if (ev != 0)
 		st->rd_eof = 1;
+	else if (st->drained)
+		release_buffers(st);
 	update_events(st);
 	if (got > 0 && st->rcb != NULL) {
 		st->rcb(st, st->arg);
@@ -967,8 +983,7 @@ start_connect(struct stream *st, const struct evutil_addrinfo *ai)
 		return;
 	}
 	if (evutil_make_socket_nonblocking(fd) != 0 ||
-	    evutil_make_socket_closeonexec(fd) != 0 ||
-	    attach_fd(st, fd) != 0) {
+	    evutil_make_socket_closeonexec(fd) != 0 || attach_fd(st, fd) != 0) {
 		st->sys_err = errno;
 		if (st->fd < 0)
 			evutil_closesocket(fd);
@@ -1017,8 +1032,8 @@ dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
 }
 
 int
-stream_connect_hostname(struct stream *st, struct evdns_base *dns,
-    int family, const char *host, int port)
+stream_connect_hostname(struct stream *st, struct evdns_base *dns, int family,
+    const char *host, int port)
 {
 	struct evutil_addrinfo hints, *ai = NULL;
 	struct evdns_getaddrinfo_request *req;

@@ -47,8 +47,8 @@ void stream_set_free(struct stream_set *);
  * one that stream_connect_hostname() will connect. */
 struct stream *stream_new(struct stream_set *, evutil_socket_t);
 void stream_free(struct stream *);
-void stream_setcb(struct stream *, stream_data_cb, stream_data_cb,
-    stream_event_cb, void *);
+void stream_setcb(
+    struct stream *, stream_data_cb, stream_data_cb, stream_event_cb, void *);
 
 struct evbuffer *stream_input(struct stream *);
 struct evbuffer *stream_output(struct stream *);
