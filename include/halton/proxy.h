@@ -35,6 +35,13 @@ struct proxy_options {
 	struct ca *ca;       /* borrowed: ca_permits */
 	SSL_CTX *server_ctx; /* tls_server_ctx_new (borrowed) */
 	SSL_CTX *client_ctx; /* tls_client_ctx_new (borrowed) */
+	/* Or, when server_ctx/client_ctx are NULL and ctx_get is set: the
+	 * contexts made on first use (an idle daemon need not hold them).
+	 * ctx_get(ctx_arg, 1) is the server (client-facing) context,
+	 * ctx_get(ctx_arg, 0) the client (upstream) one; NULL if it cannot
+	 * be made (the connection then fails, or is tunnelled). */
+	SSL_CTX *(*ctx_get)(void *ctx_arg, int server);
+	void *ctx_arg;
 	/* "HOST:PORT:HOST2:PORT2" (curl's --connect-to; an empty HOST or
 	 * PORT matches any), may be NULL. */
 	const struct strlist *connect_to;

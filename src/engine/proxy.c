@@ -108,6 +108,8 @@ struct proxy {
 	struct ca *ca;
 	SSL_CTX *server_ctx;
 	SSL_CTX *client_ctx;
+	SSL_CTX *(*ctx_get)(void *, int);
+	void *ctx_arg;
 	struct connect_to *cto;
 	size_t ncto;
 	char *uproxy_host;
@@ -526,6 +528,19 @@ local_answer(struct conn *c, const struct http1_request *req, size_t head_len,
  * Upstream connection.
  */
 
+/* The server (client-facing) or client (upstream) TLS context, made on
+ * first use when the daemon gave a getter; NULL if it cannot be made
+ * (SSL_new(NULL) fails, and the connection with it). */
+static SSL_CTX *
+proxy_ctx(struct proxy *px, int server)
+{
+	SSL_CTX **p = server ? &px->server_ctx : &px->client_ctx;
+
+	if (*p == NULL && px->ctx_get != NULL)
+		*p = px->ctx_get(px->ctx_arg, server);
+	return *p;
+}
+
 /* Applies --connect-to: where to connect for host:port. */
 static void
 apply_connect_to(struct conn *c)
@@ -580,7 +595,7 @@ upstream_start_tls(struct conn *c)
 {
 	SSL *ssl;
 
-	if ((ssl = SSL_new(c->px->client_ctx)) == NULL)
+	if ((ssl = SSL_new(proxy_ctx(c->px, 0))) == NULL)
 		return -1;
 	if (tls_client_set_host(ssl, c->host) != 0) {
 		SSL_free(ssl);
@@ -1384,7 +1399,7 @@ client_tls_start(struct conn *c, const char *sni_fallback)
 	struct stream *tls = c->cbev;
 	SSL *ssl;
 
-	if ((ssl = SSL_new(c->px->server_ctx)) == NULL) {
+	if ((ssl = SSL_new(proxy_ctx(c->px, 1))) == NULL) {
 		conn_close(c, NULL);
 		return -1;
 	}
@@ -1443,7 +1458,8 @@ handle_connect(struct conn *c, const struct http1_request *req, size_t n)
 		(void)client_tls_start(c, c->host);
 		return;
 	}
-	intercept = c->port == 443 && px->server_ctx != NULL &&
+	intercept = c->port == 443 &&
+	    (px->server_ctx != NULL || px->ctx_get != NULL) &&
 	    intercept_list_match(px->intercept, c->host);
 	if (intercept && px->ca != NULL && !ca_permits(px->ca, c->host)) {
 		log_info("%s: the CA's name constraints exclude it; tunnelling",
@@ -1813,6 +1829,8 @@ proxy_new(struct proxy **out, struct event_base *base,
 	px->ca = o->ca;
 	px->server_ctx = o->server_ctx;
 	px->client_ctx = o->client_ctx;
+	px->ctx_get = o->ctx_get;
+	px->ctx_arg = o->ctx_arg;
 	px->hooks = o->hooks;
 	px->hooks_arg = o->hooks_arg;
 	px->local = o->local;
