@@ -53,6 +53,9 @@
 #define TIMEOUT_IDLE_S      120
 #define TIMEOUT_STREAM_S    600
 #define CLOSE_FLUSH_MAX_S   10
+#define POOL_MAX            16 /* idle upstream connections kept */
+#define POOL_PER_HOST       4
+#define POOL_IDLE_S         30  /* kept at most this long */
 #define TRIM_ACCEPTS        8   /* new connections that warrant a trim */
 #define TRIM_AFTER_BURST_MS 250 /* ... this long after the last of them */
 
@@ -95,6 +98,17 @@ struct connect_to {
 	int port2;
 };
 
+/* An idle upstream TLS connection kept for the next client connection to
+ * the same host:port: a new client connection then costs one handshake
+ * (the client's) instead of two and no upstream connect. */
+struct pooled {
+	struct proxy *px;
+	struct stream *st;
+	char *host; /* the name it was verified for (SNI) */
+	int port;
+	struct pooled *prev, *next;
+};
+
 struct proxy {
 	struct event_base *base;
 	struct evdns_base *dns;
@@ -119,6 +133,10 @@ struct proxy {
 	int (*local)(void *, const char *, const char *, size_t,
 	    struct strbuf *, const char **);
 	void *local_arg;
+
+	struct pooled *pool; /* newest first */
+	size_t npool;
+	uint64_t pool_reused;
 
 	struct conn *conns;     /* doubly linked */
 	struct conn *graveyard; /* closed, freed at the next loop turn */
@@ -154,7 +172,8 @@ struct conn {
 	char *chost; /* where to connect (after --connect-to) */
 	int cport;
 	enum up_state up;
-	int up_tls; /* upstream half speaks TLS */
+	int up_tls;      /* upstream half speaks TLS */
+	int up_reusable; /* the last exchange left the upstream clean */
 	char *up_error;
 
 	enum req_state rq;
@@ -193,6 +212,9 @@ static void upstream_read_cb(struct stream *, void *);
 static void upstream_write_cb(struct stream *, void *);
 static void upstream_event_cb(struct stream *, short, void *);
 static void http_client_input(struct conn *);
+static void apply_connect_to(struct conn *);
+static void upstream_setup_bev(struct conn *, int);
+static void upstream_ready(struct conn *);
 static void http_upstream_input(struct conn *);
 static void opaque_relay(struct conn *, int);
 
@@ -239,9 +261,117 @@ exchange_end(struct conn *c, const char *error)
 }
 
 static void
+pool_drop(struct pooled *p)
+{
+	struct proxy *px = p->px;
+
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		px->pool = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	px->npool--;
+	if (p->st != NULL)
+		stream_free(p->st);
+	free(p->host);
+	free(p);
+}
+
+/* A parked connection said something (bytes, EOF, an error or its idle
+ * timeout): it is not reusable any more. */
+static void
+pool_read_cb(struct stream *st, void *arg)
+{
+	pool_drop(arg);
+}
+
+static void
+pool_event_cb(struct stream *st, short what, void *arg)
+{
+	pool_drop(arg);
+}
+
+static void
+pool_clear(struct proxy *px)
+{
+	while (px->pool != NULL)
+		pool_drop(px->pool);
+}
+
+/* Parks the upstream of c if it is an intercepted TLS connection that
+ * finished its last exchange cleanly and holds nothing.  Returns 1 if it
+ * was taken (c->ubev is then NULL). */
+static int
+pool_put(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct pooled *p;
+	size_t same = 0;
+
+	if (c->ubev == NULL || c->up != U_READY || !c->up_tls ||
+	    !c->up_reusable || c->mode != M_HTTP || c->absolute ||
+	    c->ex != NULL || c->rs != RS_IDLE || c->rq == RQ_BODY ||
+	    px->shutting_down || !stream_is_clean(c->ubev))
+		return 0;
+	for (p = px->pool; p != NULL; p = p->next)
+		if (p->port == c->port && strcmp(p->host, c->host) == 0)
+			same++;
+	if (same >= POOL_PER_HOST)
+		return 0;
+	if (px->npool >= POOL_MAX) { /* the oldest goes */
+		for (p = px->pool; p->next != NULL; p = p->next)
+			;
+		pool_drop(p);
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->px = px;
+	p->st = c->ubev;
+	p->host = xstrdup(c->host);
+	p->port = c->port;
+	p->next = px->pool;
+	if (px->pool != NULL)
+		px->pool->prev = p;
+	px->pool = p;
+	px->npool++;
+	c->ubev = NULL;
+	stream_setcb(p->st, pool_read_cb, NULL, pool_event_cb, p);
+	stream_setwatermark(p->st, EV_WRITE, 0, 0);
+	stream_set_timeouts(p->st, POOL_IDLE_S, 0);
+	stream_enable(p->st, EV_READ | EV_WRITE);
+	return 1;
+}
+
+/* Gives c the newest parked connection to its host:port, if any. */
+static int
+pool_take(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct pooled *p;
+
+	for (p = px->pool; p != NULL; p = p->next)
+		if (p->port == c->port && strcmp(p->host, c->host) == 0 &&
+		    stream_is_clean(p->st))
+			break;
+	if (p == NULL)
+		return 0;
+	c->ubev = p->st;
+	p->st = NULL;
+	pool_drop(p);
+	c->up_tls = 1;
+	apply_connect_to(c);
+	px->pool_reused++;
+	log_debug("conn %llu: reusing an upstream connection to %s:%d",
+	    (unsigned long long)c->xc.id, c->host, c->port);
+	upstream_setup_bev(c, TIMEOUT_STREAM_S);
+	upstream_ready(c);
+	return 1;
+}
+
+static void
 conn_free_upstream(struct conn *c)
 {
-	if (c->ubev != NULL) {
+	if (c->ubev != NULL && !pool_put(c)) {
 		stream_free(c->ubev);
 		c->ubev = NULL;
 	}
@@ -451,10 +581,12 @@ json_status(struct conn *c, struct strbuf *sb, int doctor)
 
 	strbuf_addf(sb,
 	    "{\"status\":\"ok\",\"version\":\"%s\",\"pid\":%ld,"
-	    "\"uptime_s\":%llu,\"connections\":%zu,\"exchanges\":%llu",
+	    "\"uptime_s\":%llu,\"connections\":%zu,\"exchanges\":%llu,"
+	    "\"upstream_idle\":%zu,\"upstream_reused\":%llu",
 	    HALTON_VERSION, (long)getpid(),
 	    (unsigned long long)((time_mono_ms() - px->started_ms) / 1000),
-	    px->nconns, (unsigned long long)px->nexchanges);
+	    px->nconns, (unsigned long long)px->nexchanges, px->npool,
+	    (unsigned long long)px->pool_reused);
 	if (doctor)
 		strbuf_addf(sb, ",\"host\":\"%s\",\"intercepted\":true",
 		    INTERCEPT_DOCTOR_HOST);
@@ -647,6 +779,7 @@ static void
 upstream_ready(struct conn *c)
 {
 	c->up = U_READY;
+	c->up_reusable = 1;
 	set_timeouts(c->ubev, 0, TIMEOUT_STREAM_S);
 	if (c->mode == M_TUNNEL) {
 		/* Only now does the tunnel client learn it is connected. */
@@ -1093,6 +1226,9 @@ response_done(struct conn *c)
 	exchange_end(c, NULL);
 	c->rs = RS_IDLE;
 	c->rs_started = 0;
+	/* The upstream may carry another exchange (here or, parked, for
+	 * another client connection) if it said keep-alive. */
+	c->up_reusable = c->rsf.keep_alive && c->rsf.body != HTTP1_BODY_CLOSE;
 	if (!keep) {
 		conn_close_after_flush(c);
 		return;
@@ -1222,6 +1358,7 @@ http_request_head(struct conn *c)
 	} else
 		evbuffer_remove_buffer(in, stream_output(c->ubev), (size_t)n);
 	c->rq_upgrade = c->rqf.upgrade;
+	c->up_reusable = 0;
 	c->rs = RS_HEAD;
 	c->rs_started = 0;
 	switch (c->rqf.body) {
@@ -1489,7 +1626,7 @@ handle_connect(struct conn *c, const struct http1_request *req, size_t n)
 	c->observe = 1;
 	c->rq = RQ_HEAD;
 	c->rs = RS_IDLE;
-	if (client_tls_start(c, c->host) == 0)
+	if (client_tls_start(c, c->host) == 0 && !pool_take(c))
 		upstream_connect(c, 1);
 }
 
@@ -1914,8 +2051,10 @@ proxy_free(struct proxy *px)
 	if (px == NULL)
 		return;
 	px->shutdown_done = NULL;
+	px->shutting_down = 1; /* nothing is parked any more */
 	while (px->conns != NULL)
 		conn_close(px->conns, "shutdown");
+	pool_clear(px);
 	if (px->listener != NULL)
 		evconnlistener_free(px->listener);
 	if (px->accept_retry != NULL)
@@ -1995,6 +2134,7 @@ proxy_shutdown(struct proxy *px, int timeout_s, void (*done)(void *), void *arg)
 	px->shutdown_done = done;
 	px->shutdown_arg = arg;
 	evconnlistener_disable(px->listener);
+	pool_clear(px);
 	/* Idle connections go now; active exchanges may finish (their
 	 * keep-alive is refused by response_done). */
 	for (c = px->conns; c != NULL; c = next) {

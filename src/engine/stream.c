@@ -1112,6 +1112,14 @@ stream_start_tls(struct stream *st, SSL *ssl, int server)
 	return 0;
 }
 
+int
+stream_is_clean(struct stream *st)
+{
+	return !st->freed && st->state == S_OPEN && !st->rd_eof &&
+	    !st->need_write && stream_pending(st) == 0 &&
+	    evbuffer_get_length(st->in) == 0 && !tls_buffered(st);
+}
+
 SSL *
 stream_ssl(struct stream *st)
 {

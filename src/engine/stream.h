@@ -81,6 +81,9 @@ int stream_dns_error(struct stream *);
  * the clear.  BEV_EVENT_CONNECTED follows the handshake. */
 int stream_start_tls(struct stream *, SSL *, int);
 SSL *stream_ssl(struct stream *);
+/* Whether an open stream holds nothing either way and has seen no EOF or
+ * error: it may carry another exchange. */
+int stream_is_clean(struct stream *);
 /* The first OpenSSL error of the failure that ended the stream, or 0. */
 unsigned long stream_ssl_error(struct stream *);
 
