@@ -56,8 +56,8 @@
 #define POOL_MAX            16 /* idle upstream connections kept */
 #define POOL_PER_HOST       4
 #define POOL_IDLE_S         30  /* kept at most this long */
-#define TRIM_ACCEPTS        8   /* new connections that warrant a trim */
-#define TRIM_AFTER_BURST_MS 250 /* ... this long after the last of them */
+#define TRIM_CHURN          8   /* connections/handshakes/exchanges ... */
+#define TRIM_AFTER_BURST_MS 250 /* ... then this long quiet: trim */
 
 enum conn_mode {
 	M_FIRST,
@@ -147,7 +147,7 @@ struct proxy {
 	uint64_t started_ms;
 	struct event *trim_timer;
 	uint64_t last_trim_ms;
-	unsigned accepts_since_trim;
+	unsigned churn_since_trim;
 
 	int shutting_down;
 	struct event *shutdown_timer;
@@ -205,6 +205,7 @@ struct conn {
 
 static void conn_close(struct conn *, const char *);
 static void idle_trim(struct proxy *);
+static void burst_note(struct proxy *);
 static void client_read_cb(struct stream *, void *);
 static void client_write_cb(struct stream *, void *);
 static void client_event_cb(struct stream *, short, void *);
@@ -249,6 +250,7 @@ exchange_end(struct conn *c, const char *error)
 	c->ex = NULL;
 	ex->ended_us = time_mono_us();
 	px->nexchanges++;
+	burst_note(px);
 	if (c->observe && px->hooks != NULL && px->hooks->end != NULL)
 		px->hooks->end(px->hooks_arg, ex, error);
 	if (error != NULL)
@@ -443,20 +445,29 @@ reap(struct proxy *px)
 }
 
 /* Idle after a burst: hand freed memory back (at most every 200 ms; a
- * timer catches the end of a burst that came sooner).  A burst of new
- * connections that stay open also leaves its handshakes' transient memory
- * behind: accept_cb pushes the timer back at each of them, so it trims
- * TRIM_AFTER_BURST_MS after such a burst ends. */
+ * timer catches the end of a burst that came sooner).  A burst of
+ * connections that stay open also leaves the transient memory of their
+ * handshakes and exchanges behind: burst_note() pushes the timer back at
+ * each of those, so it trims TRIM_AFTER_BURST_MS after the burst ends. */
 static void
 trim_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy *px = arg;
 
-	if (px->nconns == 0 || px->accepts_since_trim >= TRIM_ACCEPTS) {
+	if (px->nconns == 0 || px->churn_since_trim >= TRIM_CHURN) {
 		px->last_trim_ms = time_mono_ms();
-		px->accepts_since_trim = 0;
+		px->churn_since_trim = 0;
 		engine_memtrim();
 	}
+}
+
+static void
+burst_note(struct proxy *px)
+{
+	struct timeval tv = {0, TRIM_AFTER_BURST_MS * 1000};
+
+	if (++px->churn_since_trim >= TRIM_CHURN && px->trim_timer != NULL)
+		evtimer_add(px->trim_timer, &tv);
 }
 
 static void
@@ -1761,6 +1772,7 @@ client_event_cb(struct stream *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		/* The intercepted TLS handshake completed. */
 		set_timeouts(bev, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
+		burst_note(c->px);
 		return;
 	}
 	if (c->closing) {
@@ -1870,12 +1882,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	stream_setwatermark(c->cbev, EV_READ, 0, HIGH_WATER);
 	set_timeouts(c->cbev, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
 	stream_enable(c->cbev, EV_READ | EV_WRITE);
-	if (++px->accepts_since_trim >= TRIM_ACCEPTS &&
-	    px->trim_timer != NULL) {
-		struct timeval tv = {0, TRIM_AFTER_BURST_MS * 1000};
-
-		evtimer_add(px->trim_timer, &tv);
-	}
+	burst_note(px);
 	if (px->nconns >= (size_t)px->max_connections && !px->accept_paused) {
 		log_warnx("%zu connections: pausing accept", px->nconns);
 		px->accept_paused = 1;
