@@ -38,7 +38,10 @@ struct ca_options {
 
 /* Loads the CA, creating the key, the certificate files, ca.pem and
  * bundle.pem when missing.  *created is set to 1 if a new CA key was
- * made.  Returns 0, or -1 with a cause the caller frees. */
+ * made.  A new key and certificate are made and written by a short-lived
+ * child process (fork) and then loaded from the file, so the caller does
+ * not keep what generating them cost.  Returns 0, or -1 with a cause the
+ * caller frees. */
 int ca_load_or_create(struct ca **, const struct ca_options *, int *,
     char **);
 /* Loads an existing CA only (no file is written). */
@@ -46,8 +49,10 @@ int ca_load(struct ca **, const char *, char **);
 void ca_free(struct ca *);
 
 /* (Re)writes the bundle (path; NULL = STATE_DIR/bundle.pem) = the system
- * roots file (NULL = ca_system_roots_path(NULL)) + CA cert, atomically.
- * *nroots gets the number of system certificates included.  0 or -1. */
+ * roots file (NULL = ca_system_roots_path(NULL)) copied as it is + CA cert,
+ * atomically.  *nroots gets the number of system certificates included,
+ * counted on the text (PEM "CERTIFICATE" and "X509 CERTIFICATE" headers at
+ * the start of a line); a file with none is an error.  0 or -1. */
 int ca_bundle_write(struct ca *, const char *, const char *, int *,
     char **);
 /* The platform's default system roots file (before paths_sys): the first
@@ -86,6 +91,12 @@ SSL_CTX *tls_server_ctx_new(struct ca *, char **);
 /* Sets the host used when the client sends no SNI. */
 int tls_server_set_host(SSL *, const char *);
 SSL_CTX *tls_client_ctx_new(const char *, const struct strlist *, char **);
+/* What tls_client_ctx_new with the same arguments would refuse (an
+ * unreadable or non-PEM system roots file, an extra CA file that cannot be
+ * read or loaded), without making a context: a daemon that makes its
+ * contexts on first use checks this at start.  0, or -1 with the cause
+ * tls_client_ctx_new would give. */
+int tls_client_check(const char *, const struct strlist *, char **);
 /* Prepares a client SSL for host: SNI (not for IP literals) and
  * SSL_set1_host.  0 or -1. */
 int tls_client_set_host(SSL *, const char *);

@@ -47,6 +47,13 @@ struct daemon_state {
 	struct dashboard *dashboard;
 	struct event *flush_timer;
 	int stopping;
+	/* The TLS contexts, made on first use (tls_ctx_cb): [0] the client
+	 * (upstream) one, [1] the server (client-facing) one.  tls_error is
+	 * the last failure logged for each, so a context that keeps failing
+	 * is logged once, not at every connection. */
+	const struct strlist *upstream_ca;
+	SSL_CTX *tls_ctx[2];
+	char *tls_error[2];
 };
 
 /* Arms the store's flush timer: at once when a batch is full or more is
@@ -146,6 +153,53 @@ local_cb(void *arg, const char *method, const char *target, size_t len,
 		return 0;
 	return dashboard_answer(
 	    d->dashboard, method, target, len, time_now_ms(), body, ctype);
+}
+
+/*
+ * The proxy's TLS contexts, made when the first intercepted connection needs
+ * them: an idle daemon, or one that only tunnels, does not hold libssl's
+ * pages and the contexts' heap (about 0.5 MiB).  What a user must see at
+ * start (an unreadable or broken --upstream-ca file, system roots that are
+ * not PEM) is checked at start by tls_client_check; the CA is loaded at
+ * start too.  A context that cannot be made later (a file removed since) is
+ * logged and NULL is returned: that connection fails (the client's TLS is
+ * closed, an upstream handshake answers 502) and the next connection tries
+ * again, so fixing the file needs no restart.
+ */
+static SSL_CTX *
+tls_ctx_cb(void *arg, int server)
+{
+	struct daemon_state *d = arg;
+	const char *what = server ? "client-facing" : "upstream";
+	SSL_CTX *ctx;
+	char *cause = NULL;
+	int i = server ? 1 : 0;
+
+	if (d->tls_ctx[i] != NULL)
+		return d->tls_ctx[i];
+	if (server)
+		ctx = tls_server_ctx_new(d->ca, &cause);
+	else
+		ctx = tls_client_ctx_new(NULL, d->upstream_ca, &cause);
+	if (ctx == NULL) {
+		if (cause == NULL)
+			cause = xstrdup("unknown error");
+		if (d->tls_error[i] == NULL ||
+		    strcmp(d->tls_error[i], cause) != 0)
+			log_warnx("cannot make the %s TLS context: %s "
+			          "(tried again at the next connection)",
+			    what, cause);
+		free(d->tls_error[i]);
+		d->tls_error[i] = cause;
+		return NULL;
+	}
+	if (d->tls_error[i] != NULL) {
+		log_info("made the %s TLS context", what);
+		free(d->tls_error[i]);
+		d->tls_error[i] = NULL;
+	}
+	d->tls_ctx[i] = ctx;
+	return ctx;
 }
 
 /* Takes the daemon lock (state_dir/daemon.pid, fcntl write lock held for
@@ -307,7 +361,6 @@ daemon_exec(const struct cmd *self, int argc, char **argv)
 	struct event *sigs[3] = {NULL, NULL, NULL};
 	struct event_config *evcfg;
 	const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
-	SSL_CTX *sctx = NULL, *cctx = NULL;
 	char *listen = NULL, *host = NULL, *cause = NULL, *state = NULL;
 	char *cadir = NULL, *pidpath = NULL, *logpath = NULL;
 	char *dbpath = NULL, *journalpath = NULL;
@@ -371,7 +424,8 @@ daemon_exec(const struct cmd *self, int argc, char **argv)
 	cadir = paths_ca_dir();
 	pidpath = paths_state_file("daemon.pid");
 	logpath = paths_state_file("daemon.log");
-	dbpath = cfg.db != NULL ? xstrdup(cfg.db) : paths_state_file("meter.db");
+	dbpath =
+	    cfg.db != NULL ? xstrdup(cfg.db) : paths_state_file("meter.db");
 	journalpath = paths_state_file("journal");
 
 	if (!foreground)
@@ -410,11 +464,13 @@ daemon_exec(const struct cmd *self, int argc, char **argv)
 		goto out;
 	}
 	(void)created;
-	if ((sctx = tls_server_ctx_new(d.ca, &cause)) == NULL ||
-	    (cctx = tls_client_ctx_new(NULL, &upstream_ca, &cause)) == NULL) {
+	/* The contexts are made on first use (tls_ctx_cb); what would make
+	 * them fail is refused now. */
+	if (tls_client_check(NULL, &upstream_ca, &cause) != 0) {
 		report(pipefd, self, cause);
 		goto out;
 	}
+	d.upstream_ca = &upstream_ca;
 	/* No EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST: the relay's streams only
 	 * change interest when a socket blocks, so there is little to
 	 * coalesce, and the changelist mishandles a descriptor closed and
@@ -430,8 +486,8 @@ daemon_exec(const struct cmd *self, int argc, char **argv)
 	po.max_connections = cfg.max_connections;
 	po.intercept = d.intercept;
 	po.ca = d.ca;
-	po.server_ctx = sctx;
-	po.client_ctx = cctx;
+	po.ctx_get = tls_ctx_cb;
+	po.ctx_arg = &d;
 	po.connect_to = &connect_to;
 	po.upstream_proxy = cfg.upstream_proxy;
 	{
@@ -500,8 +556,10 @@ out:
 	dashboard_free(d.dashboard);
 	if (d.base != NULL)
 		event_base_free(d.base);
-	SSL_CTX_free(sctx);
-	SSL_CTX_free(cctx);
+	for (i = 0; i < 2; i++) {
+		SSL_CTX_free(d.tls_ctx[i]);
+		free(d.tls_error[i]);
+	}
 	ca_free(d.ca);
 	intercept_list_free(d.intercept);
 	if (lockfd != -1) {

@@ -27,6 +27,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -837,21 +838,20 @@ ca_load(struct ca **cap, const char *ca_dir, char **cause)
 	return *cap != NULL ? 0 : -1;
 }
 
-/* Creates a new CA in dir unless one appeared there; returns it loaded. */
-static struct ca *
-ca_create(
-    const char *dir, const struct ca_options *opt, int *created, char **cause)
+/* Generates a CA and writes it (key + certificate) to path unless a file is
+ * there already.  Returns 0 (written), 1 (path existed: nothing written) or
+ * -1 with a cause. */
+static int
+ca_write_new(const char *path, const struct ca_options *opt, char **cause)
 {
 	struct intercept_list *builtin = NULL;
 	const struct intercept_list *list = opt->intercept;
-	char *path = xasprintf("%s/%s", dir, CA_KEY_FILE);
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
 	BIO *b = NULL;
-	struct ca *ca = NULL;
 	char *data;
 	long n;
-	int rc;
+	int rc = -1;
 
 	if (list == NULL)
 		list = builtin = intercept_list_new(NULL);
@@ -864,26 +864,90 @@ ca_create(
 		*cause = xasprintf("cannot encode the CA: %s", ssl_error());
 		goto out;
 	}
-	if ((rc = file_create_exclusive(path, data, (size_t)n, 0600)) == -1) {
+	if ((rc = file_create_exclusive(path, data, (size_t)n, 0600)) == -1)
 		*cause =
 		    xasprintf("cannot write %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (rc == 1) {
-		/* Another process made one first: use it, never replace it. */
-		ca = ca_read(path, cause);
-		goto out;
-	}
-	*created = 1;
-	log_info("created a new CA in %s", path);
-	ca = ca_new(key, cert, path, cause);
-	key = NULL;
-	cert = NULL;
 out:
 	BIO_free(b);
 	EVP_PKEY_free(key);
 	X509_free(cert);
 	intercept_list_free(builtin);
+	return rc;
+}
+
+/* ca_write_new in a child process: generating, signing and encoding the key
+ * fill OpenSSL's caches (key management, encoders, the DRBG) and touch
+ * libcrypto code that a long-running daemon would keep (about 0.4 MiB at
+ * its first start) for a one-off job.  The child reports "0", "1" or
+ * "-cause" on a pipe.  If no child can be made, the work is done here. */
+static int
+ca_write_new_isolated(
+    const char *path, const struct ca_options *opt, char **cause)
+{
+	char buf[1024];
+	ssize_t n;
+	size_t len = 0;
+	pid_t pid;
+	int p[2], rc;
+
+	if (pipe(p) == -1)
+		return ca_write_new(path, opt, cause);
+	if ((pid = fork()) == -1) {
+		close(p[0]);
+		close(p[1]);
+		return ca_write_new(path, opt, cause);
+	}
+	if (pid == 0) {
+		close(p[0]);
+		rc = ca_write_new(path, opt, cause);
+		if (rc == -1)
+			snprintf(buf, sizeof(buf), "-%s", *cause);
+		else
+			snprintf(buf, sizeof(buf), "%d", rc);
+		n = write(p[1], buf, strlen(buf));
+		_exit(n >= 0 ? 0 : 1);
+	}
+	close(p[1]);
+	while (len < sizeof(buf) - 1) {
+		n = read(p[0], buf + len, sizeof(buf) - 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	close(p[0]);
+	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+		;
+	if (len > 1 && buf[0] == '-') {
+		*cause = xstrdup(buf + 1);
+		return -1;
+	}
+	if (len == 1 && (buf[0] == '0' || buf[0] == '1'))
+		return buf[0] - '0';
+	*cause = xasprintf("cannot create the CA in %s: the process making "
+	                   "it failed",
+	    path);
+	return -1;
+}
+
+/* Creates a new CA in dir unless one appeared there; returns it loaded
+ * (from the file, as a restart would). */
+static struct ca *
+ca_create(
+    const char *dir, const struct ca_options *opt, int *created, char **cause)
+{
+	char *path = xasprintf("%s/%s", dir, CA_KEY_FILE);
+	struct ca *ca = NULL;
+	int rc;
+
+	/* 1: another process made one first: use it, never replace it. */
+	if ((rc = ca_write_new_isolated(path, opt, cause)) != -1 &&
+	    (ca = ca_read(path, cause)) != NULL && rc == 0) {
+		*created = 1;
+		log_info("created a new CA in %s", path);
+	}
 	free(path);
 	return ca;
 }
@@ -1028,23 +1092,50 @@ ca_system_roots_path(const char *override)
 	return paths_sys(ca_system_roots_default());
 }
 
-/* The number of PEM certificates in data[0..len). */
+/* Whether the line at p (up to end) is a PEM certificate header that
+ * PEM_read_X509 reads: "-----BEGIN CERTIFICATE-----" or the old
+ * "-----BEGIN X509 CERTIFICATE-----", then optional blanks up to the end of
+ * the line. */
+static int
+is_cert_header(const char *p, const char *end)
+{
+	static const char *const hdr[] = {
+	    "-----BEGIN CERTIFICATE-----",
+	    "-----BEGIN X509 CERTIFICATE-----",
+	};
+	size_t i, n;
+
+	for (i = 0; i < sizeof(hdr) / sizeof(hdr[0]); i++) {
+		n = strlen(hdr[i]);
+		if ((size_t)(end - p) >= n && memcmp(p, hdr[i], n) == 0)
+			break;
+	}
+	if (i == sizeof(hdr) / sizeof(hdr[0]))
+		return 0;
+	for (p += n; p < end && *p != '\n'; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\r')
+			return 0;
+	return 1;
+}
+
+/* The number of PEM certificate headers in data[0..len), counted on the
+ * text: the bundle copies the roots file as it is, and parsing its ~140
+ * certificates only to count them cost the daemon's first start heap and
+ * libcrypto pages it kept (the roots are parsed when an upstream handshake
+ * needs them, see tls.c). */
 static int
 count_certs(const char *data, size_t len)
 {
-	BIO *b = BIO_new_mem_buf(data, (int)len);
-	X509 *x;
+	const char *p = data, *end = data + len, *nl;
 	int n = 0;
 
-	if (b == NULL)
-		return 0;
-	while (
-	    (x = PEM_read_bio_X509(b, NULL, no_passphrase_cb, NULL)) != NULL) {
-		X509_free(x);
-		n++;
+	while (p < end) {
+		if (*p == '-' && is_cert_header(p, end))
+			n++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			break;
+		p = nl + 1;
 	}
-	ERR_clear_error();
-	BIO_free(b);
 	return n;
 }
 

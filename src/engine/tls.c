@@ -393,15 +393,18 @@ tls_new_session_cb(SSL *ssl, SSL_SESSION *orig)
 	return 0;
 }
 
+/* Loads path (PEM certificates) into store, as SSL_CTX_load_verify_file
+ * does.  0, or -1 with a cause naming what and path. */
 static int
-load_ca_file(SSL_CTX *ctx, const char *path, const char *what, char **cause)
+load_ca_file(
+    X509_STORE *store, const char *path, const char *what, char **cause)
 {
 	if (access(path, R_OK) == -1) {
 		*cause = xasprintf(
 		    "cannot read %s %s: %s", what, path, strerror(errno));
 		return -1;
 	}
-	if (SSL_CTX_load_verify_file(ctx, path) != 1) {
+	if (X509_STORE_load_file(store, path) != 1) {
 		*cause =
 		    xasprintf("cannot load %s %s: %s", what, path, ssl_error());
 		return -1;
@@ -523,8 +526,8 @@ tls_client_ctx_new(
 	}
 	SSL_CTX_set_cert_verify_callback(ctx, tls_verify_cb, rt);
 	for (i = 0; extra != NULL && i < extra->n; i++)
-		if (load_ca_file(
-		        ctx, extra->v[i], "the upstream CA file", cause) == -1)
+		if (load_ca_file(SSL_CTX_get_cert_store(ctx), extra->v[i],
+		        "the upstream CA file", cause) == -1)
 			goto fail;
 	if (SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0) {
 		*cause = xasprintf("TLS setup: %s", ssl_error());
@@ -546,6 +549,33 @@ fail:
 	free(roots);
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+int
+tls_client_check(
+    const char *system_roots, const struct strlist *extra, char **cause)
+{
+	X509_STORE *store;
+	char *roots = ca_system_roots_path(system_roots);
+	size_t i;
+	int rc;
+
+	*cause = NULL;
+	rc = roots_check(roots, cause);
+	free(roots);
+	if (rc == -1 || extra == NULL || extra->n == 0)
+		return rc;
+	/* The same loader as tls_client_ctx_new, into a store thrown away:
+	 * the files are small, and what it refuses the context would. */
+	if ((store = X509_STORE_new()) == NULL) {
+		*cause = xasprintf("TLS setup: %s", ssl_error());
+		return -1;
+	}
+	for (i = 0; rc == 0 && i < extra->n; i++)
+		rc = load_ca_file(
+		    store, extra->v[i], "the upstream CA file", cause);
+	X509_STORE_free(store);
+	return rc;
 }
 
 int

@@ -209,3 +209,39 @@ def test_max_connections_pauses_accepting(start_daemon, home):
     extra.close()
     for s in held:
         s.close()
+
+
+def test_upstream_ca_checked_at_start_tls_contexts_made_on_use(
+        start_daemon, upstream, pki, tmp_path):
+    """The TLS contexts are made at the first intercepted connection, but a
+    broken --upstream-ca file is refused at start.  An upstream context
+    that cannot be made later (the file broken since) fails that request
+    with a 502, is logged once, and is tried again at the next one."""
+    junk = (b"-----BEGIN CERTIFICATE-----\nnot base64 !\n"
+            b"-----END CERTIFICATE-----\n")
+    ca = tmp_path / "upstream-ca.pem"
+    ca.write_bytes(junk)
+    d = start_daemon(upstream_ca=[str(ca)], wait=False)
+    assert d.wait(10) == 1
+    assert str(ca) in d.stderr(), d.stderr()
+
+    good = open(pki.ca_pem, "rb").read()
+    ca.write_bytes(good)
+    d = start_daemon(upstream_ca=[str(ca)])
+    ca.write_bytes(junk)
+    for _ in range(2):
+        t = tok()
+        r = C.curl(d, "https://%s/status?tok=%s" % (HOST, t), "-w",
+                   "\n%{http_code}")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.endswith(b"\n502"), r.stdout
+        assert upstream.requests_for(t) == []
+    assert d.stderr().count("cannot make the upstream TLS context") == 1
+    ca.write_bytes(good)
+    t = tok()
+    r = C.curl(d, "https://%s/status?tok=%s" % (HOST, t), "-w",
+               "\n%{http_code}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.endswith(b"\n200"), r.stdout
+    assert len(upstream.requests_for(t)) == 1
+    assert "made the upstream TLS context" in d.stderr()

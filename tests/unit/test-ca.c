@@ -987,6 +987,85 @@ test_bundle_roots(void)
 	ca_free(ca);
 }
 
+/* The bundle copies the roots file byte for byte and counts its
+ * certificates on the text, as PEM_read_X509 would find them: CRLF lines
+ * and the old "X509 CERTIFICATE" header count; other PEM blocks, "TRUSTED
+ * CERTIFICATE" and a header not at the start of a line do not. */
+static void
+test_bundle_counts_text(void)
+{
+	struct strbuf sb;
+	struct ca *ca;
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = make_cert(k, NULL, NULL, "Counted Root", 1);
+	BIO *b = BIO_new(BIO_s_mem());
+	char *cause = NULL, *pem = cert_pem(x), *crlf, *old, *bundle, *key;
+	char path[4200], *capem;
+	const char *body, *q;
+	size_t len;
+	int created, nroots = -1;
+	long n;
+
+	setup_home("bundletext");
+	ca = load(1, &created);
+	CHECK(ca != NULL && pem != NULL && k != NULL && b != NULL);
+	if (ca == NULL || pem == NULL || k == NULL || b == NULL)
+		goto out;
+	PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+	n = BIO_get_mem_data(b, &key);
+	/* The same certificate with CRLF line ends, and with the old header. */
+	strbuf_init(&sb);
+	for (q = pem; *q != '\0'; q++) {
+		if (*q == '\n')
+			strbuf_addc(&sb, '\r');
+		strbuf_addc(&sb, *q);
+	}
+	crlf = xstrdup(sb.data);
+	strbuf_free(&sb);
+	body = strchr(pem, '\n') + 1;
+	len = strlen(body) - strlen("-----END CERTIFICATE-----\n");
+	old = xasprintf("-----BEGIN X509 CERTIFICATE-----  \n%.*s"
+	                "-----END X509 CERTIFICATE-----\n",
+	    (int)len, body);
+	strbuf_init(&sb);
+	strbuf_addf(&sb, "# one\n%s\n%s# a key\n", pem, crlf);
+	strbuf_add(&sb, key, (size_t)n);
+	strbuf_addf(&sb, "%s # -----BEGIN CERTIFICATE-----\n", old);
+	strbuf_addf(&sb,
+	    "-----BEGIN TRUSTED CERTIFICATE-----\n%.*s"
+	    "-----END TRUSTED CERTIFICATE-----\n",
+	    (int)len, body);
+	strbuf_adds(&sb, pem); /* no newline at the end */
+	sb.data[--sb.len] = '\0';
+	snprintf(path, sizeof(path), "%s/roots-mixed.pem", home);
+	CHECK_INT(harness_write_file(path, sb.data, sb.len), 0);
+	CHECK_INT(ca_bundle_write(ca, NULL, path, &nroots, &cause), 0);
+	CHECK_INT(nroots, 4);
+	/* What OpenSSL's parser finds in the same text. */
+	CHECK_INT(count_pem_certs(sb.data), 4);
+	bundle = read_in(state, "bundle.pem", NULL);
+	capem = read_in(cadir, "mitmproxy-ca-cert.pem", NULL);
+	CHECK(bundle != NULL && capem != NULL);
+	if (bundle != NULL && capem != NULL) {
+		/* Copied as it is, a newline added, then the CA. */
+		strbuf_adds(&sb, "\n\n# halton-meter local CA\n");
+		strbuf_adds(&sb, capem);
+		CHECK_STR(bundle, sb.data);
+	}
+	free(bundle);
+	free(capem);
+	strbuf_free(&sb);
+	free(crlf);
+	free(old);
+out:
+	free(cause);
+	free(pem);
+	BIO_free(b);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	ca_free(ca);
+}
+
 static void
 test_system_roots_default(void)
 {
@@ -1060,6 +1139,7 @@ static const struct test tests[] = {
     TEST(test_leaf_cache_lru),
     TEST(test_leaf_bad_host),
     TEST(test_bundle_roots),
+    TEST(test_bundle_counts_text),
     TEST(test_system_roots_default),
     TEST(test_ca_load_only),
     {0},

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -615,6 +616,60 @@ out:
 	fx_free(&f);
 }
 
+/* tls_client_check refuses what tls_client_ctx_new refuses, with the same
+ * cause, and accepts what it accepts. */
+static void
+test_client_check(void)
+{
+	static const char *const bodies[] = {
+	    NULL, /* missing */
+	    "junk\n",
+	    "-----BEGIN CERTIFICATE-----\nnot base64 !\n"
+	    "-----END CERTIFICATE-----\n",
+	};
+	struct strlist extra = {0};
+	char *c1 = NULL, *c2 = NULL, path[1200];
+	SSL_CTX *ctx;
+	struct fx f;
+	size_t i;
+
+	if (fx_init(&f, "check") == -1)
+		goto out;
+	snprintf(path, sizeof(path), "%s/upstream-ca.pem", f.dir);
+	strlist_add(&extra, f.capem);
+	strlist_add(&extra, path);
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		unlink(path);
+		if (bodies[i] != NULL)
+			CHECK_INT(harness_write_file(
+			              path, bodies[i], strlen(bodies[i])),
+			    0);
+		CHECK_INT(tls_client_check(f.roots, &extra, &c1), -1);
+		ctx = tls_client_ctx_new(f.roots, &extra, &c2);
+		CHECK(ctx == NULL);
+		SSL_CTX_free(ctx);
+		CHECK(c1 != NULL && strstr(c1, path) != NULL);
+		if (c1 != NULL && c2 != NULL)
+			CHECK_STR(c1, c2);
+		free(c1);
+		free(c2);
+		c1 = c2 = NULL;
+	}
+	/* Good files; the system roots file is checked as well. */
+	strlist_free(&extra);
+	strlist_add(&extra, f.capem);
+	CHECK_INT(tls_client_check(f.roots, &extra, &c1), 0);
+	CHECK(c1 == NULL);
+	CHECK_INT(tls_client_check(f.roots, NULL, &c1), 0);
+	CHECK_INT(harness_write_file(path, "junk\n", 5), 0);
+	CHECK_INT(tls_client_check(path, &extra, &c1), -1);
+	CHECK(c1 != NULL && strstr(c1, "no PEM certificate") != NULL);
+	free(c1);
+out:
+	strlist_free(&extra);
+	fx_free(&f);
+}
+
 static void
 test_session_resumption(void)
 {
@@ -795,6 +850,7 @@ static const struct test tests[] = {
     TEST(test_server_refuses_old_clients),
     TEST(test_system_roots_loaded_lazily),
     TEST(test_system_roots_bad),
+    TEST(test_client_check),
     {0},
 };
 
