@@ -386,6 +386,12 @@ for r in $(seq 1 $RUNS); do
 		run c-cold $tg $r --target ${TCOLD[$tg]} \
 		    --sni ${TCOLDSNI[$tg]} --first-index $IDX \
 		    -n $NFRESH -c 1 --new-conn --path sse
+		# The same names again: leaves cached, everything else as
+		# in the cold run (a new upstream connection per name; the
+		# pool keeps only the last few): (g) is the difference.
+		run c-rewarm $tg $r --target ${TCOLD[$tg]} \
+		    --sni ${TCOLDSNI[$tg]} --first-index $IDX \
+		    -n $NFRESH -c 1 --new-conn --path sse
 		run d $tg $r --target ${TTGT[$tg]} --sni ${TSNI[$tg]} \
 		    -n $NBIG -c 1 --path 1mib
 		run e $tg $r --target ${TTGT[$tg]} --sni ${TSNI[$tg]} \
@@ -451,7 +457,7 @@ for r in rows:
         if f == "a1":
             put("b_p50", tg, run, lg["lat_us"]["p50"] / 1000)
             put("b_p99", tg, run, lg["lat_us"]["p99"] / 1000)
-    elif f in ("c-warm", "c-cold"):
+    elif f in ("c-warm", "c-cold", "c-rewarm"):
         k = f.replace("-", "_")
         put(k + "_p50", tg, run, lg["lat_us"]["p50"] / 1000)
         if cpu is not None:
@@ -477,11 +483,11 @@ for tg in TG:
             if d is not None:
                 put("e_x" + q, tg, run, M["e_" + q][tg][run] - d)
     for run, cold in M.get("c_cold_cpu", {}).get(tg, {}).items():
-        warm = M.get("c_warm_cpu", {}).get(tg, {}).get(run)
+        warm = M.get("c_rewarm_cpu", {}).get(tg, {}).get(run)
         if warm is not None:
             put("g_cpu", tg, run, cold - warm)
     for run, cold in M.get("c_cold_p50", {}).get(tg, {}).items():
-        warm = M.get("c_warm_p50", {}).get(tg, {}).get(run)
+        warm = M.get("c_rewarm_p50", {}).get(tg, {}).get(run)
         if warm is not None:
             put("g_wall", tg, run, cold - warm)
 for run, a in M.get("a1_cpu", {}).get("hm-int", {}).items():
@@ -534,6 +540,8 @@ FIGS = [
     ("c_cold_p50", "(c) fresh conn+req p50 ms, new host", 2, "", None),
     ("c_warm_cpu", "(c) proxy CPU ms/conn, leaf cached", 3, "", None),
     ("c_cold_cpu", "(c) proxy CPU ms/conn, new host", 3, "", None),
+    ("c_rewarm_cpu", "(c) proxy CPU ms/conn, the same new hosts again", 3,
+     "", None),
     ("d_mibps", "(d) 1 MiB sequential MiB/s", 0, "≥ 0.7× direct",
      lambda: ratio_ok("d_mibps", 0.7)),
     ("e_p50", "(e) dribble event delay p50 ms", 3, "", None),
@@ -547,9 +555,9 @@ FIGS = [
      None),
     ("f_conn", "(f) RSS KiB per held intercepted conn", 1, "≤ 40",
      lambda: le("f_conn", 40)),
-    ("g_cpu", "(g) proxy CPU ms per new host (cold − cached)", 3, "≤ 1",
+    ("g_cpu", "(g) proxy CPU ms per new host (new − same again)", 3, "≤ 1",
      lambda: le("g_cpu", 1)),
-    ("g_wall", "(g) fresh-conn p50 ms, new host − cached", 3, "", None),
+    ("g_wall", "(g) fresh-conn p50 ms, new host − same again", 3, "", None),
     ("g_mint", "(g) ca_leaf() ms per new host (in-process loop)", 3, "≤ 1",
      lambda: le("g_mint", 1)),
     ("h_pct", "(h) metering CPU over tunnelling %, C=1", 1, "≤ 20",
