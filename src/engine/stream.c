@@ -516,12 +516,13 @@ kick_read(struct stream *st)
 	event_active(st->kick, EV_TIMEOUT, 1);
 }
 
-/* Whether TLS bytes wait inside the process (no readiness will come). */
+/* Whether TLS bytes wait inside the process (no readiness will come for
+ * them): queued, or inside the SSL (decrypted or not yet). */
 static int
 tls_buffered(struct stream *st)
 {
 	return st->ssl != NULL &&
-	    (evbuffer_get_length(st->wire_in) > 0 || SSL_pending(st->ssl) > 0);
+	    (evbuffer_get_length(st->wire_in) > 0 || SSL_has_pending(st->ssl));
 }
 
 static void
