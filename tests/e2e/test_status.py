@@ -32,9 +32,19 @@ OPENAI = {
 }
 
 
+def _clear_of_midnight(margin_s=150):
+    """'today' (UTC) must hold the records of one and two minutes ago: in
+    the first minutes after midnight they are yesterday's, so wait until
+    they are not (at most margin_s, and only then)."""
+    s = time.time() % 86400
+    if s < margin_s:
+        time.sleep(margin_s - s + 0.5)
+
+
 @pytest.fixture
 def seeded_now(home):
     """Two records of a minute ago, and one snapshot per provider."""
+    _clear_of_midnight()
     now = int(time.time() * 1000)
     hdr = dict(UNIFIED)
     hdr["anthropic-ratelimit-unified-5h-reset"] = str(now // 1000 + 5430)
