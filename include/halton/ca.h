@@ -26,11 +26,11 @@
 struct ca;
 
 struct ca_options {
-	const char *ca_dir;		/* ~/.mitmproxy */
-	const char *state_dir;		/* ~/.halton-meter */
+	const char *ca_dir;    /* ~/.mitmproxy */
+	const char *state_dir; /* ~/.halton-meter */
 	/* Patterns the name constraints permit (besides the doctor host). */
 	const struct intercept_list *intercept;
-	int name_constraints;		/* 0 = unconstrained CA */
+	int name_constraints; /* 0 = unconstrained CA */
 	/* System roots file; NULL = $HALTON_METER_SYSTEM_ROOTS or the
 	 * platform default (paths_sys applied). */
 	const char *system_roots;
@@ -42,8 +42,7 @@ struct ca_options {
  * child process (fork) and then loaded from the file, so the caller does
  * not keep what generating them cost.  Returns 0, or -1 with a cause the
  * caller frees. */
-int ca_load_or_create(struct ca **, const struct ca_options *, int *,
-    char **);
+int ca_load_or_create(struct ca **, const struct ca_options *, int *, char **);
 /* Loads an existing CA only (no file is written). */
 int ca_load(struct ca **, const char *, char **);
 void ca_free(struct ca *);
@@ -53,14 +52,17 @@ void ca_free(struct ca *);
  * atomically.  *nroots gets the number of system certificates included,
  * counted on the text (PEM "CERTIFICATE" and "X509 CERTIFICATE" headers at
  * the start of a line); a file with none is an error.  0 or -1. */
-int ca_bundle_write(struct ca *, const char *, const char *, int *,
-    char **);
+int ca_bundle_write(struct ca *, const char *, const char *, int *, char **);
 /* The platform's default system roots file (before paths_sys): the first
  * candidate that exists under $HALTON_METER_SYSROOT. */
 const char *ca_system_roots_default(void);
 /* The system roots file to use, malloc'd: override if not NULL, else
  * $HALTON_METER_SYSTEM_ROOTS, else paths_sys(ca_system_roots_default()). */
 char *ca_system_roots_path(const char *);
+/* The PEM certificate headers at the start of a line in data[0..len):
+ * the ones PEM_read_X509 reads, and with the last argument set also
+ * "TRUSTED CERTIFICATE" (X509_STORE_load_file reads those too). */
+int ca_pem_certs(const char *, size_t, int);
 /* 1 if the CA's name constraints allow a leaf for host (always 1 for an
  * unconstrained CA), else 0.  An intercepted host the CA cannot sign would
  * fail at the client, so the proxy should tunnel it instead. */

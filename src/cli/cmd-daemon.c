@@ -359,7 +359,6 @@ daemon_exec(const struct cmd *self, int argc, char **argv)
 	struct proxy_options po;
 	struct ca_options co;
 	struct event *sigs[3] = {NULL, NULL, NULL};
-	struct event_config *evcfg;
 	const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
 	char *listen = NULL, *host = NULL, *cause = NULL, *state = NULL;
 	char *cadir = NULL, *pidpath = NULL, *logpath = NULL;
@@ -475,8 +474,7 @@ daemon_exec(const struct cmd *self, int argc, char **argv)
 	 * change interest when a socket blocks, so there is little to
 	 * coalesce, and the changelist mishandles a descriptor closed and
 	 * reused within one turn of the loop. */
-	(void)evcfg;
-	if (d.base == NULL && (d.base = event_base_new()) == NULL) {
+	if ((d.base = event_base_new()) == NULL) {
 		report(pipefd, self, "cannot create the event loop");
 		goto out;
 	}

@@ -1094,23 +1094,25 @@ ca_system_roots_path(const char *override)
 
 /* Whether the line at p (up to end) is a PEM certificate header that
  * PEM_read_X509 reads: "-----BEGIN CERTIFICATE-----" or the old
- * "-----BEGIN X509 CERTIFICATE-----", then optional blanks up to the end of
- * the line. */
+ * "-----BEGIN X509 CERTIFICATE-----" (with trusted, also the "TRUSTED
+ * CERTIFICATE" that X509_STORE_load_file reads), then optional blanks up to
+ * the end of the line. */
 static int
-is_cert_header(const char *p, const char *end)
+is_cert_header(const char *p, const char *end, int trusted)
 {
 	static const char *const hdr[] = {
 	    "-----BEGIN CERTIFICATE-----",
 	    "-----BEGIN X509 CERTIFICATE-----",
+	    "-----BEGIN TRUSTED CERTIFICATE-----",
 	};
-	size_t i, n;
+	size_t i, nhdr = trusted ? 3 : 2, n = 0;
 
-	for (i = 0; i < sizeof(hdr) / sizeof(hdr[0]); i++) {
+	for (i = 0; i < nhdr; i++) {
 		n = strlen(hdr[i]);
 		if ((size_t)(end - p) >= n && memcmp(p, hdr[i], n) == 0)
 			break;
 	}
-	if (i == sizeof(hdr) / sizeof(hdr[0]))
+	if (i == nhdr)
 		return 0;
 	for (p += n; p < end && *p != '\n'; p++)
 		if (*p != ' ' && *p != '\t' && *p != '\r')
@@ -1123,14 +1125,14 @@ is_cert_header(const char *p, const char *end)
  * certificates only to count them cost the daemon's first start heap and
  * libcrypto pages it kept (the roots are parsed when an upstream handshake
  * needs them, see tls.c). */
-static int
-count_certs(const char *data, size_t len)
+int
+ca_pem_certs(const char *data, size_t len, int trusted)
 {
 	const char *p = data, *end = data + len, *nl;
 	int n = 0;
 
 	while (p < end) {
-		if (*p == '-' && is_cert_header(p, end))
+		if (*p == '-' && is_cert_header(p, end, trusted))
 			n++;
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			break;
@@ -1164,7 +1166,7 @@ ca_bundle_write(struct ca *ca, const char *bundle_path, const char *roots_path,
 		    roots, strerror(errno));
 		goto out;
 	}
-	if ((n = count_certs(data, len)) == 0) {
+	if ((n = ca_pem_certs(data, len, 0)) == 0) {
 		*cause = xasprintf("%s holds no PEM certificate", roots);
 		goto out;
 	}

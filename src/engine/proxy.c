@@ -164,8 +164,8 @@ struct conn {
 	int absolute; /* plain HTTP proxying of absolute-form */
 	int observe;  /* call the hooks */
 
-	struct stream *cbev;
-	struct stream *ubev;
+	struct stream *cst;
+	struct stream *ust;
 
 	char *host; /* the target as the client named it */
 	int port;
@@ -214,7 +214,7 @@ static void upstream_write_cb(struct stream *, void *);
 static void upstream_event_cb(struct stream *, short, void *);
 static void http_client_input(struct conn *);
 static void apply_connect_to(struct conn *);
-static void upstream_setup_bev(struct conn *, int);
+static void upstream_setup_stream(struct conn *, int);
 static void upstream_ready(struct conn *);
 static void http_upstream_input(struct conn *);
 static void opaque_relay(struct conn *, int);
@@ -231,10 +231,10 @@ set_nodelay(evutil_socket_t fd)
 }
 
 static void
-set_timeouts(struct stream *bev, int read_s, int write_s)
+set_timeouts(struct stream *st, int read_s, int write_s)
 {
-	if (bev != NULL)
-		stream_set_timeouts(bev, read_s, write_s);
+	if (st != NULL)
+		stream_set_timeouts(st, read_s, write_s);
 }
 
 /* Ends the current exchange: calls the end hook exactly once (when
@@ -301,9 +301,16 @@ pool_clear(struct proxy *px)
 		pool_drop(px->pool);
 }
 
+/* Whether p was verified for, and leads to, c's host:port. */
+static int
+pool_match(const struct pooled *p, const struct conn *c)
+{
+	return p->port == c->port && strcmp(p->host, c->host) == 0;
+}
+
 /* Parks the upstream of c if it is an intercepted TLS connection that
  * finished its last exchange cleanly and holds nothing.  Returns 1 if it
- * was taken (c->ubev is then NULL). */
+ * was taken (c->ust is then NULL). */
 static int
 pool_put(struct conn *c)
 {
@@ -311,14 +318,13 @@ pool_put(struct conn *c)
 	struct pooled *p;
 	size_t same = 0;
 
-	if (c->ubev == NULL || c->up != U_READY || !c->up_tls ||
+	if (c->ust == NULL || c->up != U_READY || !c->up_tls ||
 	    !c->up_reusable || c->mode != M_HTTP || c->absolute ||
 	    c->ex != NULL || c->rs != RS_IDLE || c->rq == RQ_BODY ||
-	    px->shutting_down || !stream_is_clean(c->ubev))
+	    px->shutting_down || !stream_is_clean(c->ust))
 		return 0;
 	for (p = px->pool; p != NULL; p = p->next)
-		if (p->port == c->port && strcmp(p->host, c->host) == 0)
-			same++;
+		same += pool_match(p, c);
 	if (same >= POOL_PER_HOST)
 		return 0;
 	if (px->npool >= POOL_MAX) { /* the oldest goes */
@@ -328,7 +334,7 @@ pool_put(struct conn *c)
 	}
 	p = xcalloc(1, sizeof(*p));
 	p->px = px;
-	p->st = c->ubev;
+	p->st = c->ust;
 	p->host = xstrdup(c->host);
 	p->port = c->port;
 	p->next = px->pool;
@@ -336,7 +342,7 @@ pool_put(struct conn *c)
 		px->pool->prev = p;
 	px->pool = p;
 	px->npool++;
-	c->ubev = NULL;
+	c->ust = NULL;
 	stream_setcb(p->st, pool_read_cb, NULL, pool_event_cb, p);
 	stream_setwatermark(p->st, EV_WRITE, 0, 0);
 	stream_set_timeouts(p->st, POOL_IDLE_S, 0);
@@ -352,12 +358,11 @@ pool_take(struct conn *c)
 	struct pooled *p;
 
 	for (p = px->pool; p != NULL; p = p->next)
-		if (p->port == c->port && strcmp(p->host, c->host) == 0 &&
-		    stream_is_clean(p->st))
+		if (pool_match(p, c) && stream_is_clean(p->st))
 			break;
 	if (p == NULL)
 		return 0;
-	c->ubev = p->st;
+	c->ust = p->st;
 	p->st = NULL;
 	pool_drop(p);
 	c->up_tls = 1;
@@ -365,7 +370,7 @@ pool_take(struct conn *c)
 	px->pool_reused++;
 	log_debug("conn %llu: reusing an upstream connection to %s:%d",
 	    (unsigned long long)c->xc.id, c->host, c->port);
-	upstream_setup_bev(c, TIMEOUT_STREAM_S);
+	upstream_setup_stream(c, TIMEOUT_STREAM_S);
 	upstream_ready(c);
 	return 1;
 }
@@ -373,9 +378,9 @@ pool_take(struct conn *c)
 static void
 conn_free_upstream(struct conn *c)
 {
-	if (c->ubev != NULL && !pool_put(c)) {
-		stream_free(c->ubev);
-		c->ubev = NULL;
+	if (c->ust != NULL && !pool_put(c)) {
+		stream_free(c->ust);
+		c->ust = NULL;
 	}
 	c->paused_client = 0;
 	if (c->up != U_FAILED)
@@ -396,11 +401,11 @@ conn_close(struct conn *c, const char *cause)
 	c->closing = 1;
 	exchange_end(c, cause != NULL ? cause : "connection closed");
 	conn_free_upstream(c);
-	if (c->cbev != NULL)
-		stream_free(c->cbev);
+	if (c->cst != NULL)
+		stream_free(c->cst);
 	if (c->flush_timer != NULL)
 		event_free(c->flush_timer);
-	c->cbev = NULL;
+	c->cst = NULL;
 	c->flush_timer = NULL;
 	exchange_conn_free(&c->xc);
 	if (c->prev != NULL)
@@ -494,7 +499,7 @@ reaper_cb(evutil_socket_t fd, short what, void *arg)
 static int
 client_flushed(struct conn *c)
 {
-	return stream_pending(c->cbev) == 0;
+	return stream_pending(c->cst) == 0;
 }
 
 static void
@@ -523,8 +528,8 @@ conn_close_after_flush(struct conn *c)
 	c->closing = 1;
 	c->closing_since = time_mono_ms();
 	conn_free_upstream(c);
-	stream_disable(c->cbev, EV_READ);
-	stream_enable(c->cbev, EV_WRITE);
+	stream_disable(c->cst, EV_READ);
+	stream_enable(c->cst, EV_WRITE);
 	if (client_flushed(c)) {
 		conn_close(c, NULL);
 		return;
@@ -563,7 +568,7 @@ static void
 send_response(struct conn *c, int status, const char *ctype, const char *body,
     int keep_alive)
 {
-	struct evbuffer *out = stream_output(c->cbev);
+	struct evbuffer *out = stream_output(c->cst);
 	size_t len = strlen(body);
 
 	evbuffer_add_printf(out,
@@ -657,7 +662,7 @@ local_answer(struct conn *c, const struct http1_request *req, size_t head_len,
 		status = 404;
 	}
 	/* req points into the input: it is dead from here on. */
-	evbuffer_drain(stream_input(c->cbev), head_len);
+	evbuffer_drain(stream_input(c->cst), head_len);
 	send_response(c, status, ctype, sb.data != NULL ? sb.data : "", keep);
 	strbuf_free(&sb);
 	if (!keep) {
@@ -722,13 +727,13 @@ upstream_failed(struct conn *c, const char *cause)
 }
 
 static void
-upstream_setup_bev(struct conn *c, int timeout_s)
+upstream_setup_stream(struct conn *c, int timeout_s)
 {
 	stream_setcb(
-	    c->ubev, upstream_read_cb, upstream_write_cb, upstream_event_cb, c);
-	stream_setwatermark(c->ubev, EV_READ, 0, HIGH_WATER);
-	set_timeouts(c->ubev, timeout_s, timeout_s);
-	stream_enable(c->ubev, EV_READ | EV_WRITE);
+	    c->ust, upstream_read_cb, upstream_write_cb, upstream_event_cb, c);
+	stream_setwatermark(c->ust, EV_READ, 0, HIGH_WATER);
+	set_timeouts(c->ust, timeout_s, timeout_s);
+	stream_enable(c->ust, EV_READ | EV_WRITE);
 }
 
 /* Starts TLS on the connected upstream stream for c->host: SNI,
@@ -744,12 +749,12 @@ upstream_start_tls(struct conn *c)
 		SSL_free(ssl);
 		return -1;
 	}
-	if (stream_start_tls(c->ubev, ssl, 0) != 0) {
+	if (stream_start_tls(c->ust, ssl, 0) != 0) {
 		SSL_free(ssl);
 		return -1;
 	}
 	c->up = U_TLS;
-	upstream_setup_bev(c, TIMEOUT_HANDSHAKE_S);
+	upstream_setup_stream(c, TIMEOUT_HANDSHAKE_S);
 	return 0;
 }
 
@@ -773,13 +778,13 @@ upstream_connect(struct conn *c, int tls)
 		p = px->uproxy_port;
 	}
 	/* errno holds the connect error in the event callback. */
-	c->ubev = stream_new(px->streams, -1);
-	if (c->ubev == NULL) {
+	c->ust = stream_new(px->streams, -1);
+	if (c->ust == NULL) {
 		upstream_failed(c, "out of resources");
 		return;
 	}
-	upstream_setup_bev(c, TIMEOUT_CONNECT_S);
-	if (stream_connect_hostname(c->ubev, px->dns, AF_UNSPEC, h, p) != 0) {
+	upstream_setup_stream(c, TIMEOUT_CONNECT_S);
+	if (stream_connect_hostname(c->ust, px->dns, AF_UNSPEC, h, p) != 0) {
 		upstream_failed(c, "cannot connect");
 		return;
 	}
@@ -791,14 +796,14 @@ upstream_ready(struct conn *c)
 {
 	c->up = U_READY;
 	c->up_reusable = 1;
-	set_timeouts(c->ubev, 0, TIMEOUT_STREAM_S);
+	set_timeouts(c->ust, 0, TIMEOUT_STREAM_S);
 	if (c->mode == M_TUNNEL) {
 		/* Only now does the tunnel client learn it is connected. */
-		evbuffer_add_printf(stream_output(c->cbev),
+		evbuffer_add_printf(stream_output(c->cst),
 		    "HTTP/1.1 200 Connection established\r\n\r\n");
-		set_timeouts(c->cbev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
-		set_timeouts(c->ubev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
-		stream_enable(c->cbev, EV_READ);
+		set_timeouts(c->cst, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
+		set_timeouts(c->ust, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
+		stream_enable(c->cst, EV_READ);
 		opaque_relay(c, 1);
 		return;
 	}
@@ -825,7 +830,7 @@ upstream_report_failure(struct conn *c)
 static void
 upstream_proxy_answer(struct conn *c)
 {
-	struct evbuffer *in = stream_input(c->ubev);
+	struct evbuffer *in = stream_input(c->ust);
 	struct http1_response res;
 	size_t len = evbuffer_get_length(in);
 	char buf[128];
@@ -864,10 +869,10 @@ upstream_connected(struct conn *c)
 {
 	struct proxy *px = c->px;
 
-	set_nodelay(stream_fd(c->ubev));
+	set_nodelay(stream_fd(c->ust));
 	if (px->uproxy_host != NULL) {
 		c->up = U_PROXY;
-		evbuffer_add_printf(stream_output(c->ubev),
+		evbuffer_add_printf(stream_output(c->ust),
 		    "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n", c->chost,
 		    c->cport, c->chost, c->cport);
 		return;
@@ -887,9 +892,8 @@ upstream_connected(struct conn *c)
 static void
 upstream_error_cause(struct conn *c, short what, int err, char *buf, size_t len)
 {
-	struct stream *bev = c->ubev;
+	struct stream *st = c->ust;
 	SSL *ssl = NULL;
-	unsigned long e;
 	int dnserr;
 
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -899,16 +903,14 @@ upstream_error_cause(struct conn *c, short what, int err, char *buf, size_t len)
 		    c->chost, c->cport);
 		return;
 	}
-	if (c->up == U_TLS && (ssl = stream_ssl(bev))) {
-		/* libevent moved OpenSSL's error queue into its own list:
-		 * put the first error back for tls_client_failure. */
-		if ((e = stream_ssl_error(bev)) != 0)
-			ERR_raise(ERR_GET_LIB(e), ERR_GET_REASON(e));
+	if (c->up == U_TLS && (ssl = stream_ssl(st))) {
+		/* The stream reports its failure with OpenSSL's error queue
+		 * as the failing call left it. */
 		tls_client_failure(ssl, buf, len);
 		ERR_clear_error();
 		return;
 	}
-	if ((dnserr = stream_dns_error(bev)) != 0)
+	if ((dnserr = stream_dns_error(st)) != 0)
 		snprintf(buf, len, "cannot resolve %s: %s", c->chost,
 		    evutil_gai_strerror(dnserr));
 	else if (what & BEV_EVENT_EOF)
@@ -921,7 +923,7 @@ upstream_error_cause(struct conn *c, short what, int err, char *buf, size_t len)
 }
 
 static void
-upstream_event_cb(struct stream *bev, short what, void *arg)
+upstream_event_cb(struct stream *st, short what, void *arg)
 {
 	struct conn *c = arg;
 	int err = errno;
@@ -949,14 +951,14 @@ upstream_event_cb(struct stream *bev, short what, void *arg)
 		if (c->mode == M_TUNNEL || c->mode == M_UPGRADED) {
 			if (time_mono_ms() - c->last_activity <
 			    TIMEOUT_STREAM_S * 1000ULL) {
-				stream_enable(bev, EV_READ | EV_WRITE);
+				stream_enable(st, EV_READ | EV_WRITE);
 				return;
 			}
 			conn_close(c, "idle");
 			return;
 		}
 		if (c->rs == RS_IDLE) {
-			stream_enable(bev, EV_READ | EV_WRITE);
+			stream_enable(st, EV_READ | EV_WRITE);
 			return;
 		}
 		exchange_end(c, "upstream: timeout");
@@ -971,7 +973,7 @@ upstream_event_cb(struct stream *bev, short what, void *arg)
 			http_upstream_input(c);
 		else
 			opaque_relay(c, 0);
-		if (c->closing || c->ubev == NULL)
+		if (c->closing || c->ust == NULL)
 			return;
 		if (c->mode == M_HTTP && c->rs == RS_BODY &&
 		    c->rsf.body == HTTP1_BODY_CLOSE) {
@@ -1008,8 +1010,8 @@ upstream_event_cb(struct stream *bev, short what, void *arg)
 static int
 backpressure(struct conn *c, int to_upstream)
 {
-	struct stream *dst = to_upstream ? c->ubev : c->cbev;
-	struct stream *src = to_upstream ? c->cbev : c->ubev;
+	struct stream *dst = to_upstream ? c->ust : c->cst;
+	struct stream *src = to_upstream ? c->cst : c->ust;
 
 	if (!to_upstream && c->upstream_eof)
 		return 0;
@@ -1029,8 +1031,8 @@ backpressure(struct conn *c, int to_upstream)
 static void
 opaque_relay(struct conn *c, int to_upstream)
 {
-	struct stream *src = to_upstream ? c->cbev : c->ubev;
-	struct stream *dst = to_upstream ? c->ubev : c->cbev;
+	struct stream *src = to_upstream ? c->cst : c->ust;
+	struct stream *dst = to_upstream ? c->ust : c->cst;
 	struct proxy *px = c->px;
 	struct evbuffer *in;
 	struct evbuffer_iovec v[8];
@@ -1107,8 +1109,8 @@ hook_body(struct conn *c, struct evbuffer *buf, size_t n, int request)
 static int
 relay_body(struct conn *c, int request)
 {
-	struct stream *src = request ? c->cbev : c->ubev;
-	struct stream *dst = request ? c->ubev : c->cbev;
+	struct stream *src = request ? c->cst : c->ust;
+	struct stream *dst = request ? c->ust : c->cst;
 	struct http1_framing *f = request ? &c->rqf : &c->rsf;
 	uint64_t *left = request ? &c->rq_left : &c->rs_left;
 	struct http1_chunked *ch = request ? &c->rq_ch : &c->rs_ch;
@@ -1245,8 +1247,8 @@ response_done(struct conn *c)
 		return;
 	}
 	c->rq = RQ_HEAD;
-	set_timeouts(c->cbev, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
-	set_timeouts(c->ubev, 0, TIMEOUT_STREAM_S);
+	set_timeouts(c->cst, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
+	set_timeouts(c->ust, 0, TIMEOUT_STREAM_S);
 }
 
 static void
@@ -1273,7 +1275,7 @@ static int
 http_request_head(struct conn *c)
 {
 	struct proxy *px = c->px;
-	struct evbuffer *in = stream_input(c->cbev);
+	struct evbuffer *in = stream_input(c->cst);
 	struct http1_request req;
 	const char *path, *buf;
 	size_t len, path_len;
@@ -1349,7 +1351,7 @@ http_request_head(struct conn *c)
 		px->hooks->request_head(px->hooks_arg, c->ex);
 	/* Forward the head unchanged; absolute-form becomes origin-form. */
 	if (c->absolute) {
-		struct evbuffer *out = stream_output(c->ubev);
+		struct evbuffer *out = stream_output(c->ust);
 		const char *te = req.target + req.target_len;
 		size_t line;
 
@@ -1367,7 +1369,7 @@ http_request_head(struct conn *c)
 		evbuffer_drain(in, line);
 		evbuffer_remove_buffer(in, out, (size_t)n - line);
 	} else
-		evbuffer_remove_buffer(in, stream_output(c->ubev), (size_t)n);
+		evbuffer_remove_buffer(in, stream_output(c->ust), (size_t)n);
 	c->rq_upgrade = c->rqf.upgrade;
 	c->up_reusable = 0;
 	c->rs = RS_HEAD;
@@ -1388,8 +1390,8 @@ http_request_head(struct conn *c)
 	/* While an exchange runs, silence from the client is normal; the
 	 * upstream may stay silent up to the stream timeout. */
 	set_timeouts(
-	    c->cbev, c->rq == RQ_BODY ? TIMEOUT_STREAM_S : 0, TIMEOUT_STREAM_S);
-	set_timeouts(c->ubev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
+	    c->cst, c->rq == RQ_BODY ? TIMEOUT_STREAM_S : 0, TIMEOUT_STREAM_S);
+	set_timeouts(c->ust, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
 	return 1;
 }
 
@@ -1408,7 +1410,7 @@ http_client_input(struct conn *c)
 			continue;
 		}
 		if (c->rq == RQ_BODY) {
-			if (c->ubev == NULL)
+			if (c->ust == NULL)
 				return;
 			rc = relay_body(c, 1);
 			if (rc < 0) {
@@ -1421,7 +1423,7 @@ http_client_input(struct conn *c)
 			if (rc == 0)
 				return;
 			c->rq = RQ_DONE;
-			set_timeouts(c->cbev, 0, TIMEOUT_STREAM_S);
+			set_timeouts(c->cst, 0, TIMEOUT_STREAM_S);
 			continue;
 		}
 		/* RQ_DONE: wait for the response (pipelined input stays
@@ -1440,11 +1442,11 @@ become_upgraded(struct conn *c)
 {
 	c->mode = M_UPGRADED;
 	c->rs = RS_IDLE;
-	set_timeouts(c->cbev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
-	set_timeouts(c->ubev, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
-	stream_enable(c->cbev, EV_READ);
+	set_timeouts(c->cst, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
+	set_timeouts(c->ust, TIMEOUT_STREAM_S, TIMEOUT_STREAM_S);
+	stream_enable(c->cst, EV_READ);
 	opaque_relay(c, 1);
-	if (c->ubev != NULL)
+	if (c->ust != NULL)
 		opaque_relay(c, 0);
 }
 
@@ -1458,8 +1460,8 @@ http_upstream_input(struct conn *c)
 	size_t len;
 	int n, rc;
 
-	while (!c->closing && c->ubev != NULL && c->mode == M_HTTP) {
-		in = stream_input(c->ubev);
+	while (!c->closing && c->ust != NULL && c->mode == M_HTTP) {
+		in = stream_input(c->ust);
 		if ((len = evbuffer_get_length(in)) == 0)
 			return;
 		if (c->rs == RS_IDLE) {
@@ -1506,14 +1508,14 @@ http_upstream_input(struct conn *c)
 		    !(res.status == 101 && c->rq_upgrade)) {
 			/* Interim (100 Continue, 103): relay, keep waiting. */
 			evbuffer_remove_buffer(
-			    in, stream_output(c->cbev), (size_t)n);
+			    in, stream_output(c->cst), (size_t)n);
 			c->rs_started = 1;
 			continue;
 		}
 		exchange_set_response(c->ex, &res);
 		if (c->observe && px->hooks != NULL && px->hooks->response_head)
 			px->hooks->response_head(px->hooks_arg, c->ex);
-		evbuffer_remove_buffer(in, stream_output(c->cbev), (size_t)n);
+		evbuffer_remove_buffer(in, stream_output(c->cst), (size_t)n);
 		c->rs_started = 1;
 		if (res.status == 101) {
 			become_upgraded(c);
@@ -1544,7 +1546,7 @@ static int
 client_tls_start(struct conn *c, const char *sni_fallback)
 {
 	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-	struct stream *tls = c->cbev;
+	struct stream *tls = c->cst;
 	SSL *ssl;
 
 	if ((ssl = SSL_new(proxy_ctx(c->px, 1))) == NULL) {
@@ -1588,7 +1590,7 @@ static void
 handle_connect(struct conn *c, const struct http1_request *req, size_t n)
 {
 	struct proxy *px = c->px;
-	struct evbuffer *in = stream_input(c->cbev);
+	struct evbuffer *in = stream_input(c->cst);
 	int intercept;
 
 	if (parse_authority(req->target, req->target_len, &c->host, &c->port) !=
@@ -1620,7 +1622,7 @@ handle_connect(struct conn *c, const struct http1_request *req, size_t n)
 	if (!intercept) {
 		c->mode = M_TUNNEL;
 		/* Reading resumes once the upstream answers. */
-		stream_disable(c->cbev, EV_READ);
+		stream_disable(c->cst, EV_READ);
 		upstream_connect(c, 0);
 		if (c->up == U_FAILED) {
 			char body[700];
@@ -1644,7 +1646,7 @@ handle_connect(struct conn *c, const struct http1_request *req, size_t n)
 static void
 handle_first_request(struct conn *c)
 {
-	struct evbuffer *in = stream_input(c->cbev);
+	struct evbuffer *in = stream_input(c->cst);
 	struct http1_request req;
 	size_t len = evbuffer_get_length(in);
 	int n;
@@ -1677,7 +1679,7 @@ handle_first_request(struct conn *c)
 }
 
 static void
-client_read_cb(struct stream *bev, void *arg)
+client_read_cb(struct stream *st, void *arg)
 {
 	struct conn *c = arg;
 
@@ -1699,7 +1701,7 @@ client_read_cb(struct stream *bev, void *arg)
 }
 
 static void
-client_write_cb(struct stream *bev, void *arg)
+client_write_cb(struct stream *st, void *arg)
 {
 	struct conn *c = arg;
 
@@ -1708,11 +1710,11 @@ client_write_cb(struct stream *bev, void *arg)
 			conn_close(c, NULL);
 		return;
 	}
-	if (c->paused_upstream && c->ubev != NULL) {
+	if (c->paused_upstream && c->ust != NULL) {
 		/* The client drained below the low-water mark. */
 		c->paused_upstream = 0;
-		stream_setwatermark(bev, EV_WRITE, 0, 0);
-		stream_enable(c->ubev, EV_READ);
+		stream_setwatermark(st, EV_WRITE, 0, 0);
+		stream_enable(c->ust, EV_READ);
 		if (c->mode == M_HTTP)
 			http_upstream_input(c);
 		else
@@ -1721,7 +1723,7 @@ client_write_cb(struct stream *bev, void *arg)
 }
 
 static void
-upstream_read_cb(struct stream *bev, void *arg)
+upstream_read_cb(struct stream *st, void *arg)
 {
 	struct conn *c = arg;
 
@@ -1737,17 +1739,17 @@ upstream_read_cb(struct stream *bev, void *arg)
 }
 
 static void
-upstream_write_cb(struct stream *bev, void *arg)
+upstream_write_cb(struct stream *st, void *arg)
 {
 	struct conn *c = arg;
 
 	if (c->drain_upstream) {
-		if (evbuffer_get_length(stream_output(bev)) != 0)
+		if (evbuffer_get_length(stream_output(st)) != 0)
 			return;
 		if (c->drain_upstream == 2) {
 			/* Tunnel: pass the client's half-close on and keep
 			 * relaying the answer until the server closes. */
-			shutdown(stream_fd(bev), SHUT_WR);
+			shutdown(stream_fd(st), SHUT_WR);
 			c->drain_upstream = 3;
 		} else if (c->drain_upstream == 1)
 			conn_close(c, NULL);
@@ -1755,8 +1757,8 @@ upstream_write_cb(struct stream *bev, void *arg)
 	}
 	if (c->paused_client) {
 		c->paused_client = 0;
-		stream_setwatermark(bev, EV_WRITE, 0, 0);
-		stream_enable(c->cbev, EV_READ);
+		stream_setwatermark(st, EV_WRITE, 0, 0);
+		stream_enable(c->cst, EV_READ);
 		if (c->mode == M_HTTP)
 			http_client_input(c);
 		else
@@ -1765,13 +1767,13 @@ upstream_write_cb(struct stream *bev, void *arg)
 }
 
 static void
-client_event_cb(struct stream *bev, short what, void *arg)
+client_event_cb(struct stream *st, short what, void *arg)
 {
 	struct conn *c = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		/* The intercepted TLS handshake completed. */
-		set_timeouts(bev, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
+		set_timeouts(st, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
 		burst_note(c->px);
 		return;
 	}
@@ -1783,37 +1785,37 @@ client_event_cb(struct stream *bev, short what, void *arg)
 		if ((c->mode == M_TUNNEL || c->mode == M_UPGRADED) &&
 		    time_mono_ms() - c->last_activity <
 		        TIMEOUT_STREAM_S * 1000ULL) {
-			stream_enable(bev, EV_READ | EV_WRITE);
+			stream_enable(st, EV_READ | EV_WRITE);
 			return;
 		}
 		conn_close(c, "client: timeout");
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) &&
-	    (c->mode == M_TUNNEL || c->mode == M_UPGRADED) && c->ubev != NULL &&
+	    (c->mode == M_TUNNEL || c->mode == M_UPGRADED) && c->ust != NULL &&
 	    c->up == U_READY) {
 		/* Forward the rest, then close both. */
 		opaque_relay(c, 1);
 		if (c->mode == M_TUNNEL) {
 			/* Half-close: the server may still answer. */
-			stream_disable(bev, EV_READ);
+			stream_disable(st, EV_READ);
 			c->drain_upstream = 2;
-			stream_setwatermark(c->ubev, EV_WRITE, 0, 0);
-			if (evbuffer_get_length(stream_output(c->ubev)) == 0)
-				upstream_write_cb(c->ubev, c);
+			stream_setwatermark(c->ust, EV_WRITE, 0, 0);
+			if (evbuffer_get_length(stream_output(c->ust)) == 0)
+				upstream_write_cb(c->ust, c);
 			return;
 		}
 		exchange_end(c, NULL);
-		if (evbuffer_get_length(stream_output(c->ubev)) > 0) {
+		if (evbuffer_get_length(stream_output(c->ust)) > 0) {
 			/* upstream_write_cb closes once it is delivered. */
 			c->drain_upstream = 1;
-			stream_disable(bev, EV_READ);
-			stream_setwatermark(c->ubev, EV_WRITE, 0, 0);
+			stream_disable(st, EV_READ);
+			stream_setwatermark(c->ust, EV_WRITE, 0, 0);
 			return;
 		}
 	}
 	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = stream_ssl_error(bev);
+		unsigned long e = stream_ssl_error(st);
 
 		if (e != 0)
 			log_debug("conn %llu: client TLS: %s",
@@ -1866,8 +1868,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->mode = M_FIRST;
 	c->last_activity = time_mono_ms();
 	set_nodelay(fd);
-	c->cbev = stream_new(px->streams, fd);
-	if (c->cbev == NULL) {
+	c->cst = stream_new(px->streams, fd);
+	if (c->cst == NULL) {
 		evutil_closesocket(fd);
 		free(c);
 		return;
@@ -1878,10 +1880,10 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	px->conns = c;
 	px->nconns++;
 	stream_setcb(
-	    c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
-	stream_setwatermark(c->cbev, EV_READ, 0, HIGH_WATER);
-	set_timeouts(c->cbev, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
-	stream_enable(c->cbev, EV_READ | EV_WRITE);
+	    c->cst, client_read_cb, client_write_cb, client_event_cb, c);
+	stream_setwatermark(c->cst, EV_READ, 0, HIGH_WATER);
+	set_timeouts(c->cst, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
+	stream_enable(c->cst, EV_READ | EV_WRITE);
 	burst_note(px);
 	if (px->nconns >= (size_t)px->max_connections && !px->accept_paused) {
 		log_warnx("%zu connections: pausing accept", px->nconns);

@@ -237,12 +237,14 @@ fail(struct stream *st, short what, int err)
 	}
 }
 
+/* Keeps the failure's first OpenSSL error for stream_ssl_error() and
+ * leaves the queue as it is for the event callback, which runs next (every
+ * OpenSSL call of a stream clears the queue first). */
 static void
 record_ssl_error(struct stream *st)
 {
 	if (st->ssl_err == 0)
 		st->ssl_err = ERR_peek_error();
-	ERR_clear_error();
 }
 
 /*
@@ -971,25 +973,30 @@ stream_set_timeouts(struct stream *st, int read_s, int write_s)
 	update_timer(st);
 }
 
+/* A resolution or connect that failed before any I/O: reported from the
+ * next turn of the loop. */
+static void
+connect_failed(struct stream *st, int err)
+{
+	st->sys_err = err;
+	st->state = S_FAILED;
+	defer_event(st, BEV_EVENT_ERROR);
+}
+
 static void
 start_connect(struct stream *st, const struct evutil_addrinfo *ai)
 {
 	evutil_socket_t fd;
 
-	fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	if (fd < 0) {
-		st->sys_err = errno;
-		st->state = S_FAILED;
-		defer_event(st, BEV_EVENT_ERROR);
+	if ((fd = socket(ai->ai_family, SOCK_STREAM, 0)) < 0) {
+		connect_failed(st, errno);
 		return;
 	}
 	if (evutil_make_socket_nonblocking(fd) != 0 ||
 	    evutil_make_socket_closeonexec(fd) != 0 || attach_fd(st, fd) != 0) {
-		st->sys_err = errno;
 		if (st->fd < 0)
 			evutil_closesocket(fd);
-		st->state = S_FAILED;
-		defer_event(st, BEV_EVENT_ERROR);
+		connect_failed(st, errno);
 		return;
 	}
 	if (connect(fd, ai->ai_addr, (socklen_t)ai->ai_addrlen) == 0) {
@@ -998,9 +1005,7 @@ start_connect(struct stream *st, const struct evutil_addrinfo *ai)
 		return;
 	}
 	if (errno != EINPROGRESS && errno != EINTR) {
-		st->sys_err = errno;
-		st->state = S_FAILED;
-		defer_event(st, BEV_EVENT_ERROR);
+		connect_failed(st, errno);
 		return;
 	}
 	st->state = S_CONNECTING;
@@ -1024,8 +1029,7 @@ dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
 	free(d);
 	if (err != 0 || ai == NULL) {
 		st->dns_err = err != 0 ? err : EVUTIL_EAI_FAIL;
-		st->state = S_FAILED;
-		defer_event(st, BEV_EVENT_ERROR);
+		connect_failed(st, 0);
 	} else
 		start_connect(st, ai);
 	if (ai != NULL)
@@ -1036,13 +1040,12 @@ int
 stream_connect_hostname(struct stream *st, struct evdns_base *dns, int family,
     const char *host, int port)
 {
-	struct evutil_addrinfo hints, *ai = NULL;
+	struct evutil_addrinfo hints;
 	struct evdns_getaddrinfo_request *req;
 	struct stream_dns *d;
 	char portstr[16];
-	int rc;
 
-	if (st->state != S_NEW)
+	if (st->state != S_NEW || dns == NULL)
 		return -1;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = family;
@@ -1052,14 +1055,6 @@ stream_connect_hostname(struct stream *st, struct evdns_base *dns, int family,
 	st->state = S_RESOLVING;
 	st->last_write = time_mono_ms();
 	update_timer(st);
-	if (dns == NULL) {
-		rc = evutil_getaddrinfo(host, portstr, &hints, &ai);
-		d = xcalloc(1, sizeof(*d));
-		d->st = st;
-		st->dns = d;
-		dns_cb(rc, ai, d);
-		return 0;
-	}
 	d = xcalloc(1, sizeof(*d));
 	d->st = st;
 	st->dns = d;

@@ -67,7 +67,7 @@ void stream_setwatermark(struct stream *, short, size_t, size_t);
  * out direction is disabled, as with bufferevents. */
 void stream_set_timeouts(struct stream *, int, int);
 
-/* Resolves host (with dns, or the system resolver if NULL) and connects;
+/* Resolves host with dns (never blocking the loop) and connects;
  * BEV_EVENT_CONNECTED or BEV_EVENT_ERROR follow (errno holds the connect
  * error in the event callback; stream_dns_error() a resolver error).
  * Returns 0, or -1 if it could not start. */

@@ -418,23 +418,18 @@ load_ca_file(
 static int
 roots_check(const char *path, char **cause)
 {
-	char line[128];
-	FILE *f;
-	int found = 0;
+	char *data;
+	size_t len;
+	int n;
 
-	if ((f = fopen(path, "r")) == NULL) {
+	if ((data = file_read(path, &len)) == NULL) {
 		*cause = xasprintf("cannot read the system roots %s: %s", path,
 		    strerror(errno));
 		return -1;
 	}
-	while (!found && fgets(line, sizeof(line), f) != NULL)
-		found = strcmp(line, "-----BEGIN CERTIFICATE-----\n") == 0 ||
-		    strcmp(line, "-----BEGIN CERTIFICATE-----\r\n") == 0 ||
-		    strcmp(line, "-----BEGIN TRUSTED CERTIFICATE-----\n") ==
-		        0 ||
-		    strcmp(line, "-----BEGIN X509 CERTIFICATE-----\n") == 0;
-	fclose(f);
-	if (!found) {
+	n = ca_pem_certs(data, len, 1);
+	free(data);
+	if (n == 0) {
 		*cause = xasprintf(
 		    "cannot load the system roots %s: no PEM certificate",
 		    path);
