@@ -69,6 +69,10 @@ struct provider {
 	/* 1 if this provider meters host + path (path without query). */
 	int (*match)(const char *host, const char *path);
 	void (*begin)(struct provider_state *);
+	/* The request body's top-level "model", "stream" and
+	 * "stream_options" only (the meter scans the body for those
+	 * members instead of parsing it all): a provider that needs another
+	 * member must be added to the meter's list (req_wanted_keys). */
 	void (*request)(struct provider_state *, const cJSON *);
 	void (*body)(struct provider_state *, const cJSON *);
 	void (*event)(struct provider_state *, const char *, const cJSON *);
@@ -77,7 +81,8 @@ struct provider {
 	 * Optional, for streamed (SSE) events: 1 if the event named type
 	 * (or NULL) with the raw JSON data[0..len) cannot change the record,
 	 * so the meter need not parse it.  Must answer 0 when unsure: a
-	 * cheap look at the bytes, never a parse.
+	 * cheap look at the bytes, never a parse.  A skipped event is not
+	 * checked for valid JSON (no "parse error" is noted for it).
 	 */
 	int (*skip)(
 	    const struct provider_state *, const char *, const char *, size_t);
@@ -133,6 +138,8 @@ void provider_set_error(struct provider_state *, const char *);
 /* The common request fields: "model", "stream", and
  * "stream_options.include_usage". */
 void provider_request_common(struct provider_state *, const cJSON *);
+/* The first byte at or after p (before end) that is not JSON white space. */
+const char *provider_json_ws(const char *, const char *);
 /* 1 if needle occurs in data[0..len). */
 int provider_bytes_has(const char *, size_t, const char *);
 /*

@@ -20,18 +20,18 @@
 
 struct usage_record {
 	char uuid[USAGE_UUID_LEN + 1];
-	int64_t started_at;	/* epoch ms */
-	int64_t ended_at;	/* epoch ms */
-	int64_t ttfb_ms;	/* -1 if no response byte */
+	int64_t started_at; /* epoch ms */
+	int64_t ended_at;   /* epoch ms */
+	int64_t ttfb_ms;    /* -1 if no response byte */
 	int64_t duration_ms;
-	char *provider;		/* "anthropic", "openai", ... or NULL */
-	char *kind;		/* "messages", "chat", "responses", "embeddings",
-				   "count_tokens", "other", ... */
+	char *provider; /* "anthropic", "openai", ... or NULL */
+	char *kind;     /* "messages", "chat", "responses", "embeddings",
+	                   "count_tokens", "other", ... */
 	char *host;
 	char *method;
-	char *path;		/* without the query string */
-	int status;		/* HTTP status, 0 if none */
-	int stream;		/* 1 streamed, 0 not, -1 unknown */
+	char *path; /* without the query string */
+	int status; /* HTTP status, 0 if none */
+	int stream; /* 1 streamed, 0 not, -1 unknown */
 	char *request_model;
 	char *model;
 	int64_t input_tokens;
@@ -44,28 +44,29 @@ struct usage_record {
 	int64_t web_search_requests;
 	char *stop_reason;
 	char *request_id;
-	char *error;		/* NULL, "incomplete", "usage_missing",
-				   provider error type, "parse error: ..." */
+	char *error; /* NULL, "incomplete", "usage_missing",
+	                provider error type, "parse error: ..." */
 	char *service_tier;
 	char *client;
 	char *client_version;
 	char *user_agent;
 	char *tag;
-	int64_t pid;		/* -1 unknown */
+	int64_t pid; /* -1 unknown */
 	char *process;
 	char *cwd;
 	char *project;
-	char *key_fp;		/* 8 hex digits of SHA-256(credential) */
+	char *key_fp; /* 8 hex digits of SHA-256(credential) */
 	char *session_id;
 	int64_t bytes_up;
 	int64_t bytes_down;
-	double provider_cost_usd;	/* < 0 if not reported */
-	char *usage_json;	/* the provider's raw usage object */
+	double provider_cost_usd; /* < 0 if not reported */
+	char *usage_json;         /* the provider's raw usage object */
 };
 
 /* Sets every count to -1, every string to NULL, and a fresh uuid: v7
  * (Unix ms, then a per-process random start counted up per record), so
- * unique and, within a process, increasing; no system call per record. */
+ * unique, and increasing within a process while the clock does not step
+ * back; no system call per record. */
 void usage_record_init(struct usage_record *);
 void usage_record_free(struct usage_record *);
 /* Replaces a string field (frees the old value; copies s, NULL ok). */
@@ -75,8 +76,8 @@ void usage_set_str(char **, const char *);
 struct ratelimit_snapshot {
 	char *provider;
 	char *key_fp;
-	int64_t observed_at;	/* epoch ms */
-	char *headers_json;	/* {"anthropic-ratelimit-...": "value", ...} */
+	int64_t observed_at; /* epoch ms */
+	char *headers_json;  /* {"anthropic-ratelimit-...": "value", ...} */
 };
 
 void ratelimit_snapshot_free(struct ratelimit_snapshot *);

@@ -21,6 +21,8 @@ void strbuf_reset(struct strbuf *);
 void strbuf_add(struct strbuf *, const void *, size_t);
 void strbuf_adds(struct strbuf *, const char *);
 void strbuf_addc(struct strbuf *, char);
+/* v in decimal, without printf. */
+void strbuf_add_i64(struct strbuf *, int64_t);
 void strbuf_addf(struct strbuf *, const char *, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -68,10 +68,10 @@ uuid_seed(void)
 static void
 uuid_make(char out[USAGE_UUID_LEN + 1])
 {
-	static const char hexd[] = "0123456789abcdef";
 	unsigned char b[16];
+	char hex[33];
 	uint64_t ms, seq;
-	size_t i, o = 0;
+	size_t i;
 
 	pthread_once(&uuid_once, uuid_seed);
 	ms = (uint64_t)time_now_ms();
@@ -83,13 +83,17 @@ uuid_make(char out[USAGE_UUID_LEN + 1])
 	b[8] = (unsigned char)(0x80 | (seq >> 56));
 	for (i = 9; i < 16; i++)
 		b[i] = (unsigned char)(seq >> (8 * (15 - i)));
-	for (i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		out[o++] = hexd[b[i] >> 4];
-		out[o++] = hexd[b[i] & 0xf];
-	}
-	out[o] = '\0';
+	hex_encode(b, sizeof(b), hex);
+	/* 8-4-4-4-12 */
+	memcpy(out, hex, 8);
+	out[8] = '-';
+	memcpy(out + 9, hex + 8, 4);
+	out[13] = '-';
+	memcpy(out + 14, hex + 12, 4);
+	out[18] = '-';
+	memcpy(out + 19, hex + 16, 4);
+	out[23] = '-';
+	memcpy(out + 24, hex + 20, 13); /* with the NUL */
 }
 
 void
@@ -124,12 +128,11 @@ usage_set_str(char **field, const char *s)
 void
 usage_record_free(struct usage_record *r)
 {
-	char **strs[] = { &r->provider, &r->kind, &r->host, &r->method,
-		&r->path, &r->request_model, &r->model, &r->stop_reason,
-		&r->request_id, &r->error, &r->service_tier, &r->client,
-		&r->client_version, &r->user_agent, &r->tag, &r->process,
-		&r->cwd, &r->project, &r->key_fp, &r->session_id,
-		&r->usage_json };
+	char **strs[] = {&r->provider, &r->kind, &r->host, &r->method, &r->path,
+	    &r->request_model, &r->model, &r->stop_reason, &r->request_id,
+	    &r->error, &r->service_tier, &r->client, &r->client_version,
+	    &r->user_agent, &r->tag, &r->process, &r->cwd, &r->project,
+	    &r->key_fp, &r->session_id, &r->usage_json};
 	size_t i;
 
 	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {

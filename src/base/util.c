@@ -73,6 +73,21 @@ strbuf_addc(struct strbuf *sb, char c)
 }
 
 void
+strbuf_add_i64(struct strbuf *sb, int64_t v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	strbuf_add(sb, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+void
 strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 {
 	va_list ap, ap2;
@@ -228,8 +243,8 @@ str_to_ll(const char *s, long long min, long long max, long long *out)
 int
 str_to_bool(const char *s, int *out)
 {
-	static const char *const yes[] = { "yes", "true", "on", "1" };
-	static const char *const no[] = { "no", "false", "off", "0" };
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
 	size_t i;
 
 	for (i = 0; i < 4; i++) {

@@ -299,29 +299,25 @@ attribution_set_sock_diag(int on)
  * One NETLINK_SOCK_DIAG socket for the process, made at the first lookup
  * and kept (socket() + close() per lookup showed in the profile of fresh
  * connections).  Lookups run on the meter's worker and, rarely, on the
- * loop (a record that ends before its lookup ran): the lock serialises
- * them.  Each request has its own sequence number; an answer to another
- * (a request that timed out) is skipped, and a socket that failed is
- * closed and made again at the next lookup.
+ * loop (a record that ends before its lookup ran, bounded to a few
+ * milliseconds): the loop never waits for the worker's answer, it takes a
+ * socket of its own when the shared one is busy.  A socket whose request
+ * failed or timed out is closed, so no late answer is ever read.
  */
 static pthread_mutex_t diag_lock = PTHREAD_MUTEX_INITIALIZER;
 static int diag_fd = -1;
-static uint32_t diag_seq;
 
-/* The shared socket, made if needed; -1 if netlink is unavailable.  Called
- * with diag_lock held. */
 static int
-diag_socket(void)
+diag_open(void)
 {
 	struct timeval tv = {0, DIAG_TIMEOUT_MS * 1000};
+	int fd;
 
-	if (diag_fd != -1)
-		return diag_fd;
-	if ((diag_fd = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG)) == -1)
+	if ((fd = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG)) == -1)
 		return -1;
-	(void)fcntl(diag_fd, F_SETFD, FD_CLOEXEC);
-	(void)setsockopt(diag_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	return diag_fd;
+	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
 }
 
 /*
@@ -349,20 +345,20 @@ diag_find(int family, const void *src, int sport, const void *dst, int dport,
 	size_t alen = family == AF_INET ? 4 : 16;
 	ssize_t n;
 	unsigned int len;
-	uint32_t seq;
-	int fd, rc = -1, tries, stale;
+	int fd, shared, rc = -1;
 
-	pthread_mutex_lock(&diag_lock);
-	if ((fd = diag_socket()) == -1) {
-		pthread_mutex_unlock(&diag_lock);
-		return -1;
-	}
-	seq = ++diag_seq;
+	if ((shared = pthread_mutex_trylock(&diag_lock) == 0)) {
+		if (diag_fd == -1)
+			diag_fd = diag_open();
+		fd = diag_fd;
+	} else
+		fd = diag_open();
+	if (fd == -1)
+		goto out;
 	memset(&msg, 0, sizeof(msg));
 	msg.nlh.nlmsg_len = sizeof(msg);
 	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	msg.nlh.nlmsg_flags = NLM_F_REQUEST;
-	msg.nlh.nlmsg_seq = seq;
 	msg.req.sdiag_family = (uint8_t)family;
 	msg.req.sdiag_protocol = IPPROTO_TCP;
 	msg.req.idiag_states = ~0U;
@@ -375,54 +371,46 @@ diag_find(int family, const void *src, int sport, const void *dst, int dport,
 	memset(&sa, 0, sizeof(sa));
 	sa.nl_family = AF_NETLINK;
 	if (sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&sa,
-	        sizeof(sa)) != (ssize_t)sizeof(msg))
-		goto broken;
-	for (tries = 0; tries < 8; tries++) {
-		if ((n = recv(fd, ans.buf, sizeof(ans.buf), 0)) <= 0)
-			goto broken;
-		len = (unsigned int)n;
-		stale = 0;
-		for (h = &ans.align; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_seq != seq) {
-				stale = 1; /* the answer to a timed-out ask */
+	        sizeof(sa)) != (ssize_t)sizeof(msg) ||
+	    (n = recv(fd, ans.buf, sizeof(ans.buf), 0)) <= 0) {
+		if (shared) { /* a late answer must not reach the next ask */
+			close(diag_fd);
+			diag_fd = -1;
+		}
+		goto out;
+	}
+	len = (unsigned int)n;
+	for (h = &ans.align; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
 				break;
-			}
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
-					break;
-				e = NLMSG_DATA(h);
-				/* ENOENT: no such socket; anything else
-				 * (EPERM, EOPNOTSUPP): let /proc/net
-				 * decide. */
-				if (e->error == -ENOENT)
-					rc = 0;
-				break;
-			}
-			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-			    h->nlmsg_len < NLMSG_LENGTH(sizeof(*d)))
-				continue;
-			d = NLMSG_DATA(h);
-			/* inode 0: a closed (TIME_WAIT) socket, no owner
-			 * any more. */
-			if (d->idiag_inode == 0) {
+			e = NLMSG_DATA(h);
+			/* ENOENT: no such socket; anything else (EPERM,
+			 * EOPNOTSUPP): let /proc/net decide. */
+			if (e->error == -ENOENT)
 				rc = 0;
-				break;
-			}
-			*inode = d->idiag_inode;
-			*uid = d->idiag_uid;
-			rc = 1;
 			break;
 		}
-		if (!stale)
+		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+		    h->nlmsg_len < NLMSG_LENGTH(sizeof(*d)))
+			continue;
+		d = NLMSG_DATA(h);
+		/* inode 0: a closed (TIME_WAIT) socket, no owner any more. */
+		if (d->idiag_inode == 0) {
+			rc = 0;
 			break;
+		}
+		*inode = d->idiag_inode;
+		*uid = d->idiag_uid;
+		rc = 1;
+		break;
 	}
-	pthread_mutex_unlock(&diag_lock);
+out:
+	if (shared)
+		pthread_mutex_unlock(&diag_lock);
+	else if (fd != -1)
+		close(fd);
 	return rc;
-broken:
-	close(diag_fd);
-	diag_fd = -1;
-	pthread_mutex_unlock(&diag_lock);
-	return -1;
 }
 
 /*

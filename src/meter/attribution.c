@@ -149,10 +149,8 @@ sha256_md(void)
 void
 attribution_key_fp(const void *cred, size_t len, char *out)
 {
-	static const char hexd[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	size_t i;
 
 	if (EVP_Digest(cred, len, md, &mdlen, sha256_md(), NULL) != 1 ||
 	    mdlen < ATTRIBUTION_FP_LEN / 2) {
@@ -160,13 +158,7 @@ attribution_key_fp(const void *cred, size_t len, char *out)
 		out[ATTRIBUTION_FP_LEN] = '\0';
 		return;
 	}
-	/* Not hex_encode: its sprintf per byte showed in the profile (one
-	 * fingerprint per request). */
-	for (i = 0; i < ATTRIBUTION_FP_LEN / 2; i++) {
-		out[2 * i] = hexd[md[i] >> 4];
-		out[2 * i + 1] = hexd[md[i] & 0xf];
-	}
-	out[ATTRIBUTION_FP_LEN] = '\0';
+	hex_encode(md, ATTRIBUTION_FP_LEN / 2, out);
 	explicit_zero(md, sizeof(md));
 }
 

@@ -602,14 +602,6 @@ static const char *const req_wanted_keys[] = {
     "model", "stream", "stream_options"};
 #define REQ_NKEYS (sizeof(req_wanted_keys) / sizeof(req_wanted_keys[0]))
 
-static const char *
-js_ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
 /* p at a '"': the byte after the closing quote, or NULL if cut. */
 static const char *
 js_string(const char *p, const char *end)
@@ -677,10 +669,10 @@ request_members(const char *data, size_t len)
 	cJSON *obj, *item;
 
 	memset(span, 0, sizeof(span));
-	p = js_ws(p, end);
+	p = provider_json_ws(p, end);
 	if (p == end || *p++ != '{')
 		return NULL;
-	p = js_ws(p, end);
+	p = provider_json_ws(p, end);
 	if (p < end && *p == '}')
 		p++;
 	else
@@ -690,10 +682,10 @@ request_members(const char *data, size_t len)
 				return NULL;
 			k = p + 1;
 			klen = (size_t)(v - k) - 1;
-			p = js_ws(v, end);
+			p = provider_json_ws(v, end);
 			if (p == end || *p++ != ':')
 				return NULL;
-			v = js_ws(p, end);
+			v = provider_json_ws(p, end);
 			if ((ve = js_value(v, end)) == NULL || ve == v)
 				return NULL;
 			for (i = 0; i < REQ_NKEYS; i++)
@@ -703,9 +695,9 @@ request_members(const char *data, size_t len)
 					span[i] = v;
 					slen[i] = (size_t)(ve - v);
 				}
-			p = js_ws(ve, end);
+			p = provider_json_ws(ve, end);
 			if (p < end && *p == ',') {
-				p = js_ws(p + 1, end);
+				p = provider_json_ws(p + 1, end);
 				continue;
 			}
 			if (p < end && *p == '}') {
@@ -714,7 +706,8 @@ request_members(const char *data, size_t len)
 			}
 			return NULL;
 		}
-	if (js_ws(p, end) != end || (obj = cJSON_CreateObject()) == NULL)
+	if (provider_json_ws(p, end) != end ||
+	    (obj = cJSON_CreateObject()) == NULL)
 		return NULL;
 	for (i = 0; i < REQ_NKEYS; i++) {
 		if (span[i] == NULL)
@@ -1310,11 +1303,9 @@ framing_finish(struct meter_exchange *mx)
 static int
 usage_print(const cJSON *v, struct strbuf *sb, int depth)
 {
-	char buf[24], *p;
 	const cJSON *c;
 	const unsigned char *q;
 	double d;
-	uint64_t u;
 
 	if (depth > 64)
 		return -1;
@@ -1329,15 +1320,7 @@ usage_print(const cJSON *v, struct strbuf *sb, int depth)
 		if (!(d > -1e15 && d < 1e15) || d != (double)(int64_t)d ||
 		    (d == 0 && signbit(d)))
 			return -1;
-		p = buf + sizeof(buf);
-		u = d < 0 ? (uint64_t)(-(int64_t)d) : (uint64_t)d;
-		do {
-			*--p = (char)('0' + u % 10);
-			u /= 10;
-		} while (u != 0);
-		if (d < 0)
-			*--p = '-';
-		strbuf_add(sb, p, (size_t)(buf + sizeof(buf) - p));
+		strbuf_add_i64(sb, (int64_t)d);
 	} else if (cJSON_IsString(v)) {
 		if (v->valuestring == NULL)
 			return -1;

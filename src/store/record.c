@@ -285,23 +285,6 @@ store_json_str(struct strbuf *sb, const char *str)
 	strbuf_addc(sb, '"');
 }
 
-/* Appends a decimal integer (no printf: the journal line is written once
- * per record, on the event loop). */
-static void
-json_i64(struct strbuf *sb, int64_t v)
-{
-	char buf[24], *p = buf + sizeof(buf);
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-
-	do {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0);
-	if (v < 0)
-		*--p = '-';
-	strbuf_add(sb, p, (size_t)(buf + sizeof(buf) - p));
-}
-
 /* A double that reads back exactly. */
 static void
 json_double(struct strbuf *sb, double d)
@@ -349,21 +332,21 @@ store_record_json_cost(
 			store_json_str(sb, r->uuid);
 			break;
 		case SCOL_I64:
-			json_i64(sb, *CFIELD(r, c, int64_t));
+			strbuf_add_i64(sb, *CFIELD(r, c, int64_t));
 			break;
 		case SCOL_I64N:
 			v = *CFIELD(r, c, int64_t);
 			if (v < 0)
 				strbuf_adds(sb, "null");
 			else
-				json_i64(sb, v);
+				strbuf_add_i64(sb, v);
 			break;
 		case SCOL_STATUS:
 			iv = *CFIELD(r, c, int);
 			if (iv == 0)
 				strbuf_adds(sb, "null");
 			else
-				json_i64(sb, iv);
+				strbuf_add_i64(sb, iv);
 			break;
 		case SCOL_TRI:
 			iv = *CFIELD(r, c, int);

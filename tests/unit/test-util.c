@@ -29,6 +29,16 @@ test_strbuf(void)
 	CHECK_MEM(p, "a\0bc", 5);
 	CHECK(sb.data == NULL && sb.len == 0);
 	free(p);
+	/* Integers without printf, the extremes included. */
+	strbuf_add_i64(&sb, 0);
+	strbuf_addc(&sb, ' ');
+	strbuf_add_i64(&sb, -42);
+	strbuf_addc(&sb, ' ');
+	strbuf_add_i64(&sb, INT64_MAX);
+	strbuf_addc(&sb, ' ');
+	strbuf_add_i64(&sb, INT64_MIN);
+	CHECK_STR(sb.data, "0 -42 9223372036854775807 -9223372036854775808");
+	strbuf_free(&sb);
 }
 
 static void
@@ -58,7 +68,7 @@ test_strings(void)
 static void
 test_hex_and_time(void)
 {
-	unsigned char bytes[] = { 0x00, 0x9f, 0xff };
+	unsigned char bytes[] = {0x00, 0x9f, 0xff};
 	char hex[7], stamp[32];
 
 	hex_encode(bytes, 3, hex);
@@ -112,11 +122,11 @@ test_usage_record_init(void)
 }
 
 static const struct test tests[] = {
-	TEST(test_strbuf),
-	TEST(test_strings),
-	TEST(test_hex_and_time),
-	TEST(test_usage_record_init),
-	{ 0 },
+    TEST(test_strbuf),
+    TEST(test_strings),
+    TEST(test_hex_and_time),
+    TEST(test_usage_record_init),
+    {0},
 };
 
 int

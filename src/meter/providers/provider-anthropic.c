@@ -361,21 +361,17 @@ anthropic_skip(const struct provider_state *st, const char *type,
 	if (i == sizeof(names) / sizeof(names[0]))
 		return 0;
 	/* {"type":"NAME" with optional white space around the tokens. */
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
+	p = provider_json_ws(p, end);
 	if (p == end || *p++ != '{')
 		return 0;
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
+	p = provider_json_ws(p, end);
 	if ((size_t)(end - p) < 6 || memcmp(p, "\"type\"", 6) != 0)
 		return 0;
 	p += 6;
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
+	p = provider_json_ws(p, end);
 	if (p == end || *p++ != ':')
 		return 0;
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
+	p = provider_json_ws(p, end);
 	n = strlen(type);
 	if ((size_t)(end - p) < n + 2 || *p != '"' ||
 	    memcmp(p + 1, type, n) != 0 || p[n + 1] != '"')

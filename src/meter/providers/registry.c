@@ -276,8 +276,8 @@ provider_bytes_has(const char *data, size_t len, const char *needle)
 	return bytes_find(data, len, needle, strlen(needle)) != NULL;
 }
 
-static const char *
-skip_ws(const char *p, const char *end)
+const char *
+provider_json_ws(const char *p, const char *end)
 {
 	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
 		p++;
@@ -305,10 +305,10 @@ provider_raw_key_is(
 	klen += 2;
 	while ((hit = bytes_find(p, (size_t)(end - p), needle, klen)) != NULL) {
 		p = hit + klen;
-		q = skip_ws(p, end);
+		q = provider_json_ws(p, end);
 		if (q == end || *q != ':')
 			continue;
-		v = skip_ws(q + 1, end);
+		v = provider_json_ws(q + 1, end);
 		if ((size_t)(end - v) >= 4 && memcmp(v, "null", 4) == 0)
 			continue;
 		if (cur == NULL || v == end || *v != '"')
