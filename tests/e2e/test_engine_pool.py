@@ -118,3 +118,45 @@ def test_parked_connection_closed_by_upstream_is_dropped(daemon, upstream):
     assert len(reqs) == 2
     assert reqs[0].conn_id != reqs[1].conn_id
     assert daemon.healthz()["upstream_reused"] == 0
+
+
+POOL_HOSTS = ("api.anthropic.com", "api.openai.com",
+              "generativelanguage.googleapis.com",
+              "bedrock-runtime.us-east-1.amazonaws.com", "openrouter.ai")
+
+
+def test_at_most_16_parked_in_all_oldest_first(daemon, upstream):
+    """5 hosts x 4 connections = 20 clean upstreams: 16 stay parked, and
+    the 4 that go are the oldest (the first host's)."""
+    t = tok()
+    by_host = {}
+    for host in POOL_HOSTS:
+        hs = [C.HTTPConn(C.tls_through(daemon, host)) for _ in range(4)]
+        for i, h in enumerate(hs):
+            h.request("GET", "/status?tok=%s&host=%s&i=%d" % (t, host, i),
+                      host)
+            status, _, _ = h.response()
+            assert status == 200
+        for h in hs:
+            h.close()
+        _wait_idle(daemon, min(16, 4 * (len(by_host) + 1)))
+        by_host[host] = {r.conn_id for r in upstream.requests_for(t)
+                         if r.query.get("host") == host}
+        assert len(by_host[host]) == 4
+    assert _wait_idle(daemon, 16)["upstream_idle"] == 16
+    closed = {c.id for c in upstream.connections_for(t)
+              if upstream.wait_closed(c.id, 0.2) is not None}
+    assert closed == by_host[POOL_HOSTS[0]]
+
+
+def test_parked_connection_expires_after_30s(daemon, upstream):
+    t = tok()
+    h = C.HTTPConn(C.tls_through(daemon, HOST))
+    _status(h, t, 1)
+    h.close()
+    assert _wait_idle(daemon, 1)["upstream_idle"] == 1
+    cid = upstream.requests_for(t)[0].conn_id
+    time.sleep(25)
+    assert daemon.healthz()["upstream_idle"] == 1
+    assert upstream.wait_closed(cid, 10) is not None
+    assert daemon.healthz()["upstream_idle"] == 0
