@@ -36,7 +36,7 @@
 #include "halton/util.h"
 
 #define STORE_FLUSH_INTERVAL_MS 200
-#define STORE_FLUSH_BATCH       256 /* records: flush at once */
+#define STORE_FLUSH_BATCH       256  /* records: flush at once */
 #define STORE_FLUSH_MAX         1024 /* records per transaction */
 #define STORE_BUSY_TIMEOUT_MS   5    /* writer; never a long wait */
 #define STORE_CLOSE_WAIT_MS     2000 /* default bound for store_close */
@@ -78,6 +78,9 @@ int store_open_lazy(struct store **, const char *, const char *, char **);
  * before the next commit would lose it).
  */
 int store_submit(struct store *, const struct usage_record *);
+/* store_submit that takes r's strings over instead of copying them: r is
+ * left without any (usage_record_free(r) is then a no-op). */
+int store_submit_take(struct store *, struct usage_record *);
 /* The same for a rate-limit snapshot (kept as the latest per provider and
  * key_fp in table ratelimits). */
 int store_submit_ratelimit(struct store *, const struct ratelimit_snapshot *);

@@ -69,6 +69,8 @@ struct usage_record {
  * back; no system call per record. */
 void usage_record_init(struct usage_record *);
 void usage_record_free(struct usage_record *);
+/* Clears r's string pointers without freeing them (their owner moved). */
+void usage_record_forget(struct usage_record *);
 /* Replaces a string field (frees the old value; copies s, NULL ok). */
 void usage_set_str(char **, const char *);
 

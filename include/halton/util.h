@@ -21,6 +21,10 @@ void strbuf_reset(struct strbuf *);
 void strbuf_add(struct strbuf *, const void *, size_t);
 void strbuf_adds(struct strbuf *, const char *);
 void strbuf_addc(struct strbuf *, char);
+/* Room for n more bytes and the NUL: returns where they go.  The caller
+ * writes k <= n of them, then strbuf_setlen(sb, sb->len + k). */
+char *strbuf_reserve(struct strbuf *, size_t);
+void strbuf_setlen(struct strbuf *, size_t);
 /* v in decimal, without printf. */
 void strbuf_add_i64(struct strbuf *, int64_t);
 void strbuf_addf(struct strbuf *, const char *, ...)

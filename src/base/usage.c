@@ -125,20 +125,38 @@ usage_set_str(char **field, const char *s)
 	*field = s != NULL ? xstrdup(s) : NULL;
 }
 
+/* The string members of r, for free and forget. */
+#define USAGE_RECORD_STRS(r)                                                   \
+	{                                                                      \
+		&(r)->provider, &(r)->kind, &(r)->host, &(r)->method,          \
+		    &(r)->path, &(r)->request_model, &(r)->model,              \
+		    &(r)->stop_reason, &(r)->request_id, &(r)->error,          \
+		    &(r)->service_tier, &(r)->client, &(r)->client_version,    \
+		    &(r)->user_agent, &(r)->tag, &(r)->process, &(r)->cwd,     \
+		    &(r)->project, &(r)->key_fp, &(r)->session_id,             \
+		    &(r)->usage_json                                           \
+	}
+
 void
 usage_record_free(struct usage_record *r)
 {
-	char **strs[] = {&r->provider, &r->kind, &r->host, &r->method, &r->path,
-	    &r->request_model, &r->model, &r->stop_reason, &r->request_id,
-	    &r->error, &r->service_tier, &r->client, &r->client_version,
-	    &r->user_agent, &r->tag, &r->process, &r->cwd, &r->project,
-	    &r->key_fp, &r->session_id, &r->usage_json};
+	char **strs[] = USAGE_RECORD_STRS(r);
 	size_t i;
 
 	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
 	}
+}
+
+void
+usage_record_forget(struct usage_record *r)
+{
+	char **strs[] = USAGE_RECORD_STRS(r);
+	size_t i;
+
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		*strs[i] = NULL;
 }
 
 void

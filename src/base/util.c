@@ -69,7 +69,23 @@ strbuf_adds(struct strbuf *sb, const char *s)
 void
 strbuf_addc(struct strbuf *sb, char c)
 {
-	strbuf_add(sb, &c, 1);
+	strbuf_grow(sb, 1);
+	sb->data[sb->len++] = c;
+	sb->data[sb->len] = '\0';
+}
+
+char *
+strbuf_reserve(struct strbuf *sb, size_t n)
+{
+	strbuf_grow(sb, n);
+	return sb->data + sb->len;
+}
+
+void
+strbuf_setlen(struct strbuf *sb, size_t len)
+{
+	sb->len = len;
+	sb->data[len] = '\0';
 }
 
 void

@@ -111,7 +111,7 @@ record_cb(void *arg, struct usage_record *rec)
 {
 	struct daemon_state *d = arg;
 
-	if (store_submit(d->store, rec) != 0)
+	if (store_submit_take(d->store, rec) != 0)
 		log_warnx("cannot journal the record of %s %s: %s",
 		    rec->host != NULL ? rec->host : "?",
 		    rec->path != NULL ? rec->path : "?",

@@ -15,7 +15,7 @@
 
 #define COL(n, t)                                                              \
 	{                                                                      \
-#n, t, offsetof(struct usage_record, n)                        \
+#n, sizeof(#n) - 1, t, offsetof(struct usage_record, n)        \
 	}
 
 /* The columns of `requests`, in table order (migration 1). */
@@ -241,40 +241,42 @@ void
 store_json_str(struct strbuf *sb, const char *str)
 {
 	static const char hexd[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)str, *run;
+	const unsigned char *p = (const unsigned char *)str;
 	size_t n = strlen(str), len;
-	char esc[6];
+	char *o, *start;
 
-	strbuf_addc(sb, '"');
+	/* Written in place: at most 6 bytes out per byte in, plus quotes. */
+	start = o = strbuf_reserve(sb, 6 * n + 2);
+	*o++ = '"';
 	while (n > 0) {
-		for (run = p; n > 0 && *p >= 0x20 && *p < 0x7f && *p != '"' &&
-		     *p != '\\';
-		     p++, n--)
-			;
-		if (p > run)
-			strbuf_add(sb, run, (size_t)(p - run));
-		if (n == 0)
-			break;
+		if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
+			*o++ = (char)*p++;
+			n--;
+			continue;
+		}
 		if (*p == '"' || *p == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)*p;
-			strbuf_add(sb, esc, 2);
-		} else if (*p == '\n')
-			strbuf_add(sb, "\\n", 2);
-		else if (*p == '\r')
-			strbuf_add(sb, "\\r", 2);
-		else if (*p == '\t')
-			strbuf_add(sb, "\\t", 2);
-		else if (*p < 0x20 || *p == 0x7f) {
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hexd[*p >> 4];
-			esc[5] = hexd[*p & 0xf];
-			strbuf_add(sb, esc, 6);
+			*o++ = '\\';
+			*o++ = (char)*p;
+		} else if (*p == '\n') {
+			*o++ = '\\';
+			*o++ = 'n';
+		} else if (*p == '\r') {
+			*o++ = '\\';
+			*o++ = 'r';
+		} else if (*p == '\t') {
+			*o++ = '\\';
+			*o++ = 't';
+		} else if (*p < 0x20 || *p == 0x7f) {
+			memcpy(o, "\\u00", 4);
+			o[4] = hexd[*p >> 4];
+			o[5] = hexd[*p & 0xf];
+			o += 6;
 		} else if ((len = utf8_len(p, n)) == 0) {
-			strbuf_add(sb, "\\ufffd", 6);
-			len = 1;
+			memcpy(o, "\\ufffd", 6);
+			o += 6;
 		} else {
-			strbuf_add(sb, p, len);
+			memcpy(o, p, len);
+			o += len;
 			p += len;
 			n -= len;
 			continue;
@@ -282,7 +284,8 @@ store_json_str(struct strbuf *sb, const char *str)
 		p++;
 		n--;
 	}
-	strbuf_addc(sb, '"');
+	*o++ = '"';
+	strbuf_setlen(sb, sb->len + (size_t)(o - start));
 }
 
 /* A double that reads back exactly. */
@@ -315,7 +318,7 @@ store_record_json_cost(
 	const struct store_col *c;
 	const char *s;
 	cJSON *usage;
-	char *printed;
+	char *printed, *o;
 	int64_t v;
 	double d;
 	size_t i;
@@ -324,9 +327,15 @@ store_record_json_cost(
 	strbuf_addc(sb, '{');
 	for (i = 0; i < store_ncols; i++) {
 		c = &store_cols[i];
-		strbuf_add(sb, i > 0 ? ",\"" : "\"", i > 0 ? 2 : 1);
-		strbuf_adds(sb, c->name);
-		strbuf_add(sb, "\":", 2);
+		o = strbuf_reserve(sb, c->namelen + 4);
+		if (i > 0)
+			*o++ = ',';
+		*o++ = '"';
+		memcpy(o, c->name, c->namelen);
+		o += c->namelen;
+		*o++ = '"';
+		*o++ = ':';
+		strbuf_setlen(sb, (size_t)(o - sb->data));
 		switch (c->type) {
 		case SCOL_UUID:
 			store_json_str(sb, r->uuid);

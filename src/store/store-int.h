@@ -29,6 +29,7 @@ enum store_col_type {
 
 struct store_col {
 	const char *name;
+	size_t namelen; /* strlen(name) */
 	enum store_col_type type;
 	size_t off;
 };

@@ -93,7 +93,9 @@ struct store {
 	struct ratelimit_snapshot *rls;
 	size_t nrls, caprls;
 	char *last_error;
-	int failing; /* the last flush failed (logged once) */
+	int failing;        /* the last flush failed (logged once) */
+	struct strbuf line; /* the journal line being made (kept: no
+	                     * allocation per record) */
 };
 
 int
@@ -371,12 +373,18 @@ fail:
 }
 
 static void
-queue_record(struct store *s, const struct usage_record *r)
+queue_grow(struct store *s)
 {
 	if (s->nrecs == s->caprecs) {
 		s->caprecs = s->caprecs ? s->caprecs * 2 : 64;
 		s->recs = xreallocarray(s->recs, s->caprecs, sizeof(*s->recs));
 	}
+}
+
+static void
+queue_record(struct store *s, const struct usage_record *r)
+{
+	queue_grow(s);
 	store_record_copy(&s->recs[s->nrecs++], r);
 }
 
@@ -563,20 +571,42 @@ store_open_lazy(struct store **out, const char *db_path,
 	return store_open_at(out, db_path, journal_path, 1, cause);
 }
 
+/* Journals r: one write() of its JSON line.  Returns 0, or -1 (logged). */
+static int
+journal_record(struct store *s, const struct usage_record *r)
+{
+	int rc;
+
+	strbuf_reset(&s->line);
+	store_record_json(r, 0, &s->line);
+	strbuf_addc(&s->line, '\n');
+	rc = store_journal_append(s->journal, s->line.data, s->line.len);
+	if (s->line.cap > 64 * 1024) /* a huge one: not kept */
+		strbuf_free(&s->line);
+	if (rc == -1)
+		log_warn("store: journal write");
+	return rc;
+}
+
 int
 store_submit(struct store *s, const struct usage_record *r)
 {
-	struct strbuf line;
 	int rc;
 
-	strbuf_init(&line);
-	store_record_json(r, 0, &line);
-	strbuf_addc(&line, '\n');
-	rc = store_journal_append(s->journal, line.data, line.len);
-	strbuf_free(&line);
-	if (rc == -1)
-		log_warn("store: journal write");
+	rc = journal_record(s, r);
 	queue_record(s, r);
+	return rc;
+}
+
+int
+store_submit_take(struct store *s, struct usage_record *r)
+{
+	int rc;
+
+	rc = journal_record(s, r);
+	queue_grow(s);
+	s->recs[s->nrecs++] = *r; /* the strings move to the queue */
+	usage_record_forget(r);
 	return rc;
 }
 
@@ -763,6 +793,7 @@ store_close(struct store *s, int wait_ms)
 	store_journal_close(s->journal);
 	free(s->last_error);
 	free(s->db_path);
+	strbuf_free(&s->line);
 	free(s);
 	return left;
 }

@@ -401,6 +401,37 @@ test_roundtrip_every_column(void)
 	CHECK_INT(store_close(s, 100), 0);
 }
 
+/* store_submit_take: the strings move to the queue, the stored row and the
+ * journal line are the same as store_submit's. */
+static void
+test_submit_take(void)
+{
+	struct usage_record full, moved;
+	struct store_query q;
+	struct collect c = {.n = 0};
+	struct store *s;
+
+	paths_init();
+	if ((s = open_store()) == NULL)
+		return;
+	full_record(&full, 1);
+	full_record(&moved, 1);
+	CHECK_INT(store_submit_take(s, &moved), 0);
+	CHECK(moved.model == NULL && moved.usage_json == NULL &&
+	    moved.host == NULL && moved.key_fp == NULL);
+	CHECK_INT(moved.input_tokens, 11); /* numbers stay */
+	usage_record_free(&moved);         /* nothing left to free */
+	CHECK_INT(store_pending(s), 1);
+	CHECK_INT(store_flush(s), STORE_FLUSH_DONE);
+	store_query_init(&q);
+	CHECK_INT(read_all(&q, &c), 1);
+	if (c.n == 1)
+		check_same(&c.recs[0], &full);
+	collect_free(&c);
+	usage_record_free(&full);
+	CHECK_INT(store_close(s, 100), 0);
+}
+
 static void
 test_uuid_dedupe(void)
 {
@@ -1363,6 +1394,7 @@ test_open_lazy(void)
 static const struct test tests[] = {
     TEST(test_schema),
     TEST(test_roundtrip_every_column),
+    TEST(test_submit_take),
     TEST(test_uuid_dedupe),
     TEST(test_replay_after_crash),
     TEST(test_sigkill_loses_nothing),
