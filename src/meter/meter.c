@@ -34,6 +34,7 @@
 #include "halton/exchange.h"
 #include "halton/jsonarray.h"
 #include "halton/log.h"
+#include "halton/jsonarena.h"
 #include "halton/meter.h"
 #include "halton/provider.h"
 #include "halton/sse.h"
@@ -455,6 +456,7 @@ meter_new(const struct meter_options *opt, meter_record_cb record_cb,
 {
 	struct meter *m = xcalloc(1, sizeof(*m));
 
+	jsonarena_init(); /* before the worker thread exists */
 	if (opt != NULL)
 		m->opt = *opt;
 	m->record_cb = record_cb;
@@ -712,7 +714,7 @@ request_members(const char *data, size_t len)
 	for (i = 0; i < REQ_NKEYS; i++) {
 		if (span[i] == NULL)
 			continue;
-		if ((item = cJSON_ParseWithLength(span[i], slen[i])) == NULL) {
+		if ((item = jsonarena_parse(span[i], slen[i])) == NULL) {
 			cJSON_Delete(obj);
 			return NULL;
 		}
@@ -726,6 +728,7 @@ static void
 request_done(struct meter_exchange *mx)
 {
 	cJSON *json;
+	size_t mark;
 
 	if (mx->req_done)
 		return;
@@ -736,12 +739,14 @@ request_done(struct meter_exchange *mx)
 		mx->req_dec = NULL;
 	}
 	if (mx->p != NULL && mx->req.len > 0 && !mx->req_too_large) {
+		mark = jsonarena_mark();
 		json = request_members(mx->req.data, mx->req.len);
 		if (json == NULL)
 			json = cJSON_ParseWithLength(mx->req.data, mx->req.len);
 		if (json != NULL)
 			mx->p->request(&mx->st, json);
 		cJSON_Delete(json);
+		jsonarena_release(mark);
 	}
 	/* The request body may hold a prompt: gone as soon as it is read. */
 	if (mx->req.data != NULL)
@@ -861,11 +866,14 @@ deliver_json(
     struct meter_exchange *mx, const char *type, const char *data, size_t len)
 {
 	cJSON *json;
+	size_t mark;
 
 	if (mx->p == NULL)
 		return;
-	json = cJSON_ParseWithLength(data, len);
+	mark = jsonarena_mark();
+	json = jsonarena_parse(data, len);
 	if (json == NULL) {
+		jsonarena_release(mark);
 		/* The last, unterminated event of a cut stream is not a
 		 * parse error: the record says "incomplete". */
 		if (!mx->finishing)
@@ -874,6 +882,7 @@ deliver_json(
 	}
 	mx->p->event(&mx->st, type, json);
 	cJSON_Delete(json);
+	jsonarena_release(mark);
 }
 
 static int
@@ -889,7 +898,7 @@ meter_sse_cb(void *arg, const char *type, const char *data, size_t len)
 	}
 	if (n == 0)
 		return 0;
-	if (n >= 6 && strncmp(d, "[DONE]", 6) == 0) {
+	if (*d == '[' && n >= 6 && memcmp(d, "[DONE]", 6) == 0) {
 		if (mx->p != NULL)
 			mx->p->event(&mx->st, "[DONE]", NULL);
 		return 0;
