@@ -105,11 +105,9 @@ sse_dispatch(struct sse *s)
 	return 0;
 }
 
-static int
-field_is(const char *name, size_t len, const char *want)
-{
-	return strlen(want) == len && memcmp(name, want, len) == 0;
-}
+#define FIELD_IS(name, len, lit)                                               \
+	((len) == sizeof(lit) - 1 &&                                           \
+	    memcmp((name), (lit), sizeof(lit) - 1) == 0)
 
 /*
  * Interprets one line, without its line end; in_buf says it is the cut line
@@ -139,7 +137,7 @@ sse_line(struct sse *s, const char *line, size_t len, int in_buf)
 		value = line + len;
 		value_len = 0;
 	}
-	if (field_is(line, name_len, "data")) {
+	if (FIELD_IS(line, name_len, "data")) {
 		if (value_len + 1 > s->max_event - s->data_len) {
 			s->error = "event too large";
 			return -1;
@@ -152,14 +150,14 @@ sse_line(struct sse *s, const char *line, size_t len, int in_buf)
 			strbuf_add(&s->buf, value, value_len);
 		strbuf_addc(&s->buf, '\n');
 		s->data_len = s->buf.len;
-	} else if (field_is(line, name_len, "event")) {
+	} else if (FIELD_IS(line, name_len, "event")) {
 		if (value_len > SSE_MAX_TYPE) {
 			s->error = "event type too long";
 			return -1;
 		}
 		memcpy(s->type, value, value_len);
 		s->type_len = value_len;
-	} else if (field_is(line, name_len, "id")) {
+	} else if (FIELD_IS(line, name_len, "id")) {
 		/* WHATWG: an id containing NUL is ignored. */
 		if (value_len <= SSE_MAX_ID &&
 		    memchr(value, '\0', value_len) == NULL) {
@@ -191,8 +189,10 @@ sse_scan(struct sse *s, const char *p, size_t len)
 {
 	const char *end = p + len, *eol, *cr;
 	size_t cut;
-	int rc;
+	int rc, has_cr;
 
+	/* Lines end in LF almost always: look for CRs once per chunk. */
+	has_cr = memchr(p, '\r', len) != NULL;
 	while (p < end) {
 		if (s->after_cr) {
 			s->after_cr = 0;
@@ -204,7 +204,7 @@ sse_scan(struct sse *s, const char *p, size_t len)
 		/* memchr, not a byte loop: lines are long, CRs are rare. */
 		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			eol = end;
-		if ((cr = memchr(p, '\r', (size_t)(eol - p))) != NULL)
+		if (has_cr && (cr = memchr(p, '\r', (size_t)(eol - p))) != NULL)
 			eol = cr;
 		cut = s->buf.len - s->data_len;
 		if ((size_t)(eol - p) > s->max_event - cut) {
@@ -277,8 +277,8 @@ sse_finish(struct sse *s)
 static int
 sniff_name_ok(const char *name, size_t len)
 {
-	return field_is(name, len, "data") || field_is(name, len, "event") ||
-	    field_is(name, len, "id") || field_is(name, len, "retry");
+	return FIELD_IS(name, len, "data") || FIELD_IS(name, len, "event") ||
+	    FIELD_IS(name, len, "id") || FIELD_IS(name, len, "retry");
 }
 
 /* Whether name[0..len) can still grow into a known field name. */

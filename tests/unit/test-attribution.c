@@ -127,6 +127,26 @@ test_key_fp(void)
 	attribution_key_fp("abd", 3, fp);
 	CHECK(strcmp(fp, "ba7816bf") != 0);
 	CHECK_INT(strlen(fp), 8);
+	/* The last key's print is remembered: the same bytes give the same
+	 * print, a key of the same length or a prefix does not get it. */
+	attribution_key_fp("abc", 3, fp);
+	CHECK_STR(fp, "ba7816bf");
+	attribution_key_fp("ab", 2, fp);
+	CHECK_STR(fp, "fb8e20fc"); /* SHA-256("ab") = fb8e20fc 2e4c3f24 ... */
+	attribution_key_fp("abc", 3, fp);
+	CHECK_STR(fp, "ba7816bf");
+	/* Longer than what is remembered: digested each time, same print. */
+	{
+		char big[300], fp2[ATTRIBUTION_FP_LEN + 1];
+
+		memset(big, 'k', sizeof(big));
+		attribution_key_fp(big, sizeof(big), fp);
+		attribution_key_fp("abc", 3, fp2);
+		CHECK_STR(fp2, "ba7816bf");
+		attribution_key_fp(big, sizeof(big), fp2);
+		CHECK_STR(fp2, fp);
+		CHECK(strcmp(fp, "ba7816bf") != 0);
+	}
 }
 
 static void

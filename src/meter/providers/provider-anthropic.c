@@ -353,7 +353,8 @@ anthropic_skip(const struct provider_state *st, const char *type,
 	const char *p = data, *end = data + len;
 	size_t i, n;
 
-	if (st->kind != ANTHROPIC_MESSAGES || type == NULL)
+	if (st->kind != ANTHROPIC_MESSAGES || type == NULL ||
+	    (type[0] != 'c' && type[0] != 'p'))
 		return 0;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(type, names[i]) == 0)
@@ -376,7 +377,9 @@ anthropic_skip(const struct provider_state *st, const char *type,
 	if ((size_t)(end - p) < n + 2 || *p != '"' ||
 	    memcmp(p + 1, type, n) != 0 || p[n + 1] != '"')
 		return 0;
-	return !provider_bytes_has(data, len, "invocationMetrics");
+	/* Its anchor, an upper-case letter, is rare in text deltas. */
+	return memchr(data, 'M', len) == NULL ||
+	    !provider_bytes_has(data, len, "invocationMetrics");
 }
 
 static void
