@@ -102,6 +102,16 @@ static void update_events(struct stream *);
 static void mark_dirty(struct stream *);
 static void release_buffers(struct stream *);
 
+/* OpenSSL's error queue must be empty before an SSL call for
+ * SSL_get_error() to be right.  It almost always is: looking costs less
+ * than clearing all of its slots every time. */
+static inline void
+err_clear(void)
+{
+	if (ERR_peek_error() != 0)
+		ERR_clear_error();
+}
+
 static void
 real_free(struct stream *st)
 {
@@ -375,7 +385,7 @@ do_flush(struct stream *st)
 			    evbuffer_get_length(st->wire_out) < WIRE_MAX) {
 				n = len < RECORD_MAX ? len : RECORD_MAX;
 				p = evbuffer_pullup(st->out, (ev_ssize_t)n);
-				ERR_clear_error();
+				err_clear();
 				r = SSL_write(st->ssl, p, (int)n);
 				if (r > 0) {
 					evbuffer_drain(st->out, (size_t)r);
@@ -602,7 +612,7 @@ do_read(struct stream *st)
 			    evbuffer_get_length(st->wire_in) == 0 &&
 			    !SSL_has_pending(st->ssl))
 				break;
-			ERR_clear_error();
+			err_clear();
 			r = SSL_read(st->ssl, read_buf, sizeof(read_buf));
 			if (r > 0) {
 				evbuffer_add(st->in, read_buf, (size_t)r);
