@@ -82,10 +82,11 @@ struct provider {
 	 * (or NULL) with the raw JSON data[0..len) cannot change the record,
 	 * so the meter need not parse it.  Must answer 0 when unsure: a
 	 * cheap look at the bytes, never a parse.  A skipped event is not
-	 * checked for valid JSON (no "parse error" is noted for it).
+	 * checked for valid JSON (no "parse error" is noted for it).  It may
+	 * set terminal_seen for an end-of-stream event it recognised whole.
 	 */
 	int (*skip)(
-	    const struct provider_state *, const char *, const char *, size_t);
+	    struct provider_state *, const char *, const char *, size_t);
 };
 
 extern const struct provider provider_anthropic;

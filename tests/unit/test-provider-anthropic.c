@@ -563,10 +563,60 @@ test_stream_skips_text_events(void)
 	mt_result_free(&res);
 }
 
+/*
+ * A bare message_stop is not parsed either; it still marks the end (the
+ * record is complete).  A message_stop event whose JSON holds anything
+ * else is parsed: here an error sent under that name.
+ */
+static void
+test_stream_message_stop(void)
+{
+	static const char head[] =
+	    "event: message_start\n"
+	    "data: {\"type\":\"message_start\",\"message\":{\"id\":"
+	    "\"msg_stop\",\"model\":\"claude-sonnet-4-5\",\"usage\":"
+	    "{\"input_tokens\":12,\"output_tokens\":1}}}\n\n"
+	    "event: message_delta\n"
+	    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+	    "\"end_turn\"},\"usage\":{\"output_tokens\":34}}\n\n";
+	static const char *const ends[] = {
+	    "event: message_stop\ndata: { \"type\" : \"message_stop\" }\n\n",
+	    "event: message_stop\ndata: {\"type\":\"error\",\"error\":"
+	    "{\"type\":\"overloaded_error\",\"message\":\"x\"}}\n\n",
+	    "event: message_stop\ndata: {\"type\":\"message_stop\",\"x\":1}"
+	    "\n\n",
+	};
+	static const char *const want_error[] = {
+	    NULL, "overloaded_error", NULL};
+	struct mt_exchange x = messages("claude-sonnet-4-5", 1, sse_hdrs);
+	struct mt_result res;
+	char body[1024];
+	size_t i;
+
+	for (i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		snprintf(body, sizeof(body), "%s%s", head, ends[i]);
+		mt_run_all_splits(&x, body, strlen(body), &res);
+		CHECK_INT(res.n, 1);
+		if (res.n == 1) {
+			CHECK_STR(res.rec[0].error, want_error[i]);
+			CHECK_INT(res.rec[0].input_tokens, 12);
+			CHECK_INT(res.rec[0].output_tokens, 34);
+		}
+		mt_result_free(&res);
+	}
+	/* Without any message_stop the same stream is incomplete. */
+	mt_run_all_splits(&x, head, sizeof(head) - 1, &res);
+	CHECK_INT(res.n, 1);
+	if (res.n == 1)
+		CHECK_STR(res.rec[0].error, "incomplete");
+	mt_result_free(&res);
+}
+
 static const struct test tests[] = {
     TEST(test_nonstream),
     TEST(test_stream_cumulative),
     TEST(test_stream_skips_text_events),
+    TEST(test_stream_message_stop),
     TEST(test_stream_crlf_cr),
     TEST(test_stream_gzip_deflate_per_event),
     TEST(test_stream_zstd_per_event),

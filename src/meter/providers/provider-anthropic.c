@@ -337,24 +337,53 @@ anthropic_event(struct provider_state *st, const char *type, const cJSON *data)
 	provider_anthropic_event(st, type, data);
 }
 
+/* Whether data is exactly {"type":"message_stop"}, give or take white
+ * space: the end of the stream and nothing else. */
+static int
+bare_message_stop(const char *data, size_t len)
+{
+	static const char *const tok[] = {
+	    "{", "\"type\"", ":", "\"message_stop\"", "}"};
+	const char *p = data, *end = data + len;
+	size_t i, n;
+
+	for (i = 0; i < sizeof(tok) / sizeof(tok[0]); i++) {
+		p = provider_json_ws(p, end);
+		n = strlen(tok[i]);
+		if ((size_t)(end - p) < n || memcmp(p, tok[i], n) != 0)
+			return 0;
+		p += n;
+	}
+	return provider_json_ws(p, end) == end;
+}
+
 /*
  * The events of a Messages stream that carry text, not usage, are not
  * parsed: a content_block_* or ping event whose JSON starts with its
  * "type" member naming that same event (the first member is what a parse
- * would read), unless its bytes hold Bedrock's invocation metrics.
- * Anything else is parsed as before.
+ * would read), unless its bytes hold Bedrock's invocation metrics.  A
+ * bare message_stop only marks the end.  Anything else is parsed as
+ * before.
  */
 static int
-anthropic_skip(const struct provider_state *st, const char *type,
-    const char *data, size_t len)
+anthropic_skip(
+    struct provider_state *st, const char *type, const char *data, size_t len)
 {
 	static const char *const names[] = {"content_block_delta", "ping",
 	    "content_block_start", "content_block_stop"};
 	const char *p = data, *end = data + len;
 	size_t i, n;
 
-	if (st->kind != ANTHROPIC_MESSAGES || type == NULL ||
-	    (type[0] != 'c' && type[0] != 'p'))
+	if (st->kind != ANTHROPIC_MESSAGES || type == NULL)
+		return 0;
+	if (type[0] == 'm') {
+		if (strcmp(type, "message_stop") != 0 ||
+		    !bare_message_stop(data, len))
+			return 0;
+		st->terminal_seen = 1; /* what anthropic_event would do */
+		return 1;
+	}
+	if (type[0] != 'c' && type[0] != 'p')
 		return 0;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(type, names[i]) == 0)

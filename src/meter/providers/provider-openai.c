@@ -390,8 +390,8 @@ responses_skip(const char *type, const char *data, size_t len)
  * and anything unusual are parsed.
  */
 static int
-openai_skip(const struct provider_state *st, const char *type, const char *data,
-    size_t len)
+openai_skip(
+    struct provider_state *st, const char *type, const char *data, size_t len)
 {
 	const struct usage_record *r = st->rec;
 
