@@ -218,20 +218,35 @@ tls_common_setup(SSL_CTX *ctx, char **cause)
  * Server side.
  */
 
-/* Presents the leaf for host on ssl. */
-static int
-tls_server_use_leaf(SSL *ssl, const char *host, char **cause)
+/* The CA of a server context (tls_server_ctx_new), or NULL with *cause. */
+static struct ca *
+tls_server_ca(SSL *ssl, char **cause)
 {
 	struct ca *ca =
 	    SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_ctx_ca_idx);
-	X509 *leaf;
 
 	*cause = NULL;
-	if (ca == NULL) {
+	if (ca == NULL)
 		*cause = xstrdup("not a server context of tls_server_ctx_new");
-		return -1;
-	}
-	if ((leaf = ca_leaf(ca, host, cause)) == NULL)
+	return ca;
+}
+
+/*
+ * Presents the leaf for host on ssl, once per full handshake (from
+ * tls_cert_cb).  The certificate goes in before the key: SSL_use_certificate
+ * on an SSL that already has a key copies the key's parameters into the
+ * (cached, shared) leaf's public key and checks the pair, and
+ * SSL_use_PrivateKey checks it again; in this order the pair is checked
+ * once.
+ */
+static int
+tls_server_use_leaf(SSL *ssl, const char *host, char **cause)
+{
+	struct ca *ca;
+	X509 *leaf;
+
+	if ((ca = tls_server_ca(ssl, cause)) == NULL ||
+	    (leaf = ca_leaf(ca, host, cause)) == NULL)
 		return -1;
 	if (SSL_use_certificate(ssl, leaf) != 1 ||
 	    SSL_use_PrivateKey(ssl, ca_leaf_key(ca)) != 1) {
@@ -242,23 +257,56 @@ tls_server_use_leaf(SSL *ssl, const char *host, char **cause)
 	return 0;
 }
 
-/* Picks the leaf for the SNI name.  Without SNI the certificate set by
- * tls_server_set_host (if any) stays. */
+/*
+ * Checks that there is a leaf for the SNI name (minting it if need be), so
+ * that a name we cannot serve ends the handshake with unrecognized_name;
+ * tls_cert_cb presents it.  On a resumption the leaf is not presented at
+ * all, so it is only looked up here (a cache hit).
+ */
 static int
 tls_servername_cb(SSL *ssl, int *alert, void *arg)
 {
 	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	struct ca *ca;
 	char *cause;
 
 	if (name == NULL || *name == '\0')
 		return SSL_TLSEXT_ERR_OK;
-	if (tls_server_use_leaf(ssl, name, &cause) == -1) {
+	if ((ca = tls_server_ca(ssl, &cause)) == NULL ||
+	    ca_leaf(ca, name, &cause) == NULL) {
 		log_warnx("TLS: SNI '%.80s': %s", name, cause);
 		free(cause);
 		*alert = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	}
 	return SSL_TLSEXT_ERR_OK;
+}
+
+/*
+ * Runs after the SNI callback when a certificate is about to be chosen (a
+ * full handshake; not on a resumption): presents the leaf for the SNI name,
+ * else for the fallback host of tls_server_set_host.  Without either there
+ * is no certificate and the handshake fails.  1 = go on, 0 = abort.
+ */
+static int
+tls_cert_cb(SSL *ssl, void *arg)
+{
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	struct tls_conn *c;
+	char *cause;
+
+	if (name == NULL || *name == '\0') {
+		c = SSL_get_ex_data(ssl, tls_ssl_idx);
+		if (c == NULL || c->host == NULL)
+			return 1;
+		name = c->host;
+	}
+	if (tls_server_use_leaf(ssl, name, &cause) == -1) {
+		log_warnx("TLS: host '%.80s': %s", name, cause);
+		free(cause);
+		return 0;
+	}
+	return 1;
 }
 
 /* Selects http/1.1 if the client offers it; otherwise no ALPN at all. */
@@ -304,7 +352,20 @@ tls_server_ctx_new(struct ca *ca, char **cause)
 		goto fail;
 	}
 	SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername_cb);
+	SSL_CTX_set_cert_cb(ctx, tls_cert_cb, NULL);
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select_cb, NULL);
+	/*
+	 * One TLS 1.3 ticket per full handshake instead of OpenSSL's two:
+	 * each costs a session encoding, an encryption and a MAC, and a
+	 * client resumes with one (HTTP clients keep one per host).
+	 */
+	SSL_CTX_set_num_tickets(ctx, 1);
+	/*
+	 * The leaf alone is the chain: the client trusts our CA as a root.
+	 * Without this OpenSSL tries to build a chain from the context's
+	 * (empty) store at every handshake.
+	 */
+	SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
@@ -315,19 +376,11 @@ int
 tls_server_set_host(SSL *ssl, const char *host)
 {
 	struct tls_conn *c;
-	char *h, *cause;
 
 	if (host == NULL || (c = tls_conn_get(ssl)) == NULL)
 		return -1;
-	h = host_plain(host);
-	if (tls_server_use_leaf(ssl, h, &cause) == -1) {
-		log_warnx("TLS: host '%.80s': %s", host, cause);
-		free(cause);
-		free(h);
-		return -1;
-	}
 	free(c->host);
-	c->host = h;
+	c->host = host_plain(host);
 	return 0;
 }
 

@@ -139,18 +139,37 @@ out:
 	return found;
 }
 
-/* The pid that owned the last socket found: clients open several
- * connections, so it is tried first. */
+/*
+ * The pid that owned the last socket found, and the last two descriptors
+ * it held one on: clients open several connections, so that pid is tried
+ * first; a client that makes a new connection per request gets the same
+ * lowest free descriptor again, or two alternate (the next connection is
+ * opened before the previous one is closed), so those are tried before the
+ * pid's whole table.  Separate atomics: a torn set only makes a try miss.
+ */
 static atomic_long last_owner = -1;
+static atomic_int last_owner_fd[2] = {-1, -1};
+
+/* Whether /proc/pid/fd/fd is the link want: one readlink. */
+static int
+pid_fd_is(long pid, int fd, const char *want, size_t wantlen)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fd/%d", pid, fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	return n == (ssize_t)wantlen && memcmp(link, want, wantlen) == 0;
+}
 
 /*
  * Whether process pid (a /proc entry, opened relative to procfd) belongs
- * to uid and holds the fd whose link is want.  Processes it cannot read
- * do not.
+ * to uid and holds the fd whose link is want (its number in *fdp).
+ * Processes it cannot read do not.
  */
 static int
-pid_holds(
-    int procfd, long pid, unsigned long uid, const char *want, size_t wantlen)
+pid_holds(int procfd, long pid, unsigned long uid, const char *want,
+    size_t wantlen, int *fdp)
 {
 	struct stat sb;
 	struct dirent *fe;
@@ -180,6 +199,7 @@ pid_holds(
 		n = readlinkat(dirfd(fds), fe->d_name, link, sizeof(link) - 1);
 		/* Not "socket:[...]" of the same length: not it. */
 		if (n == (ssize_t)wantlen && memcmp(link, want, wantlen) == 0) {
+			*fdp = atoi(fe->d_name);
 			found = 1;
 			break;
 		}
@@ -237,13 +257,26 @@ proc_owner(unsigned long inode, unsigned long uid)
 	char want[64], *end;
 	size_t wantlen, n = 0, cap = 0, i;
 	long *pids = NULL, pid, hint, last, found = -1;
+	int fd = -1, hintfd, j;
 
 	snprintf(want, sizeof(want), "socket:[%lu]", inode);
 	wantlen = strlen(want);
+	hint = atomic_load(&last_owner);
+	/* A process that holds the socket owns it: no uid check needed. */
+	for (j = 0; hint > 0 && j < 2; j++) {
+		hintfd = atomic_load(&last_owner_fd[j]);
+		if (hintfd >= 0 && pid_fd_is(hint, hintfd, want, wantlen)) {
+			if (j == 1) { /* most recent first */
+				atomic_store(&last_owner_fd[1],
+				    atomic_load(&last_owner_fd[0]));
+				atomic_store(&last_owner_fd[0], hintfd);
+			}
+			return hint;
+		}
+	}
 	if ((proc = opendir("/proc")) == NULL)
 		return -1;
-	hint = atomic_load(&last_owner);
-	if (hint > 0 && pid_holds(dirfd(proc), hint, uid, want, wantlen)) {
+	if (hint > 0 && pid_holds(dirfd(proc), hint, uid, want, wantlen, &fd)) {
 		found = hint;
 		goto out;
 	}
@@ -270,14 +303,19 @@ proc_owner(unsigned long inode, unsigned long uid)
 	for (i = 0; i < n; i++) {
 		pid =
 		    pids[i] > PID_WRAP_BIAS ? pids[i] - PID_WRAP_BIAS : pids[i];
-		if (pid_holds(dirfd(proc), pid, uid, want, wantlen)) {
+		if (pid_holds(dirfd(proc), pid, uid, want, wantlen, &fd)) {
 			found = pid;
 			break;
 		}
 	}
 out:
-	if (found > 0)
+	if (found > 0) {
+		if (found != hint)
+			atomic_store(&last_owner_fd[0], -1);
 		atomic_store(&last_owner, found);
+		atomic_store(&last_owner_fd[1], atomic_load(&last_owner_fd[0]));
+		atomic_store(&last_owner_fd[0], fd);
+	}
 	free(pids);
 	closedir(proc);
 	return found;

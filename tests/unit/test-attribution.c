@@ -5,6 +5,7 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <arpa/inet.h>
 #include <limits.h>
@@ -337,7 +338,116 @@ check_lookups(int diag)
 	attribution_set_sock_diag(1);
 }
 
+/* A loopback connection to a new listener: *cfd (client end, ours),
+ * *afd (accepted), its ports; the listener is closed. */
+static int
+loopback_pair(int *cfd, int *afd, int *cport, int *sport)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int lfd;
+
+	sl = sockaddr_fill(&ss, AF_INET, "127.0.0.1", 0);
+	if ((lfd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    bind(lfd, (struct sockaddr *)&ss, sl) == -1 || listen(lfd, 4) == -1)
+		return -1;
+	sl = sizeof(ss);
+	getsockname(lfd, (struct sockaddr *)&ss, &sl);
+	*sport = sockaddr_port(&ss);
+	*cfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(*cfd, (struct sockaddr *)&ss, sl) == -1)
+		return -1;
+	*afd = accept(lfd, NULL, NULL);
+	close(lfd);
+	sl = sizeof(ss);
+	getsockname(*cfd, (struct sockaddr *)&ss, &sl);
+	*cport = sockaddr_port(&ss);
+	return *afd >= 0 ? 0 : -1;
+}
+
+static long long
+lookup_pid(int cport, int sport)
+{
+	struct attribution_process proc;
+	long long pid;
+
+	attribution_process_lookup(
+	    "127.0.0.1", cport, "127.0.0.1", sport, &proc);
+	pid = proc.pid;
+	attribution_process_free(&proc);
+	return pid;
+}
+
+/*
+ * The lookup tries the previous owner's last descriptors first: a socket
+ * on the remembered descriptor number that is another socket now, or a
+ * socket that moved to a child, must not be credited to the previous
+ * owner.
+ */
+static void
+check_lookup_hints(void)
+{
+	int c1, a1, c2, a2, c3, a3, p1, s1, p2, s2, p3, s3, fds[2], ready[2],
+	    ns;
+	pid_t child;
+	char b;
+
+	if (loopback_pair(&c1, &a1, &p1, &s1) == -1) {
+		CHECK(0);
+		return;
+	}
+	CHECK_INT(lookup_pid(p1, s1), (long long)getpid());
+	/* Same descriptor number, another socket: found again. */
+	close(c1);
+	close(a1);
+	CHECK_INT(loopback_pair(&c2, &a2, &p2, &s2), 0);
+	CHECK_INT(lookup_pid(p2, s2), (long long)getpid());
+	CHECK_INT(lookup_pid(p1, s1), -1); /* the closed one: nobody */
+	/* Two connections at once, asked in turn: both ours. */
+	CHECK_INT(loopback_pair(&c3, &a3, &p3, &s3), 0);
+	CHECK_INT(lookup_pid(p3, s3), (long long)getpid());
+	CHECK_INT(lookup_pid(p2, s2), (long long)getpid());
+	CHECK_INT(lookup_pid(p3, s3), (long long)getpid());
+	/* The socket moves to a child and our descriptor number is reused
+	 * by a new socket: the child owns it. */
+	CHECK_INT(pipe(fds), 0);
+	CHECK_INT(pipe(ready), 0);
+	if ((child = fork()) == 0) {
+		close(fds[1]);
+		close(ready[0]);
+		close(c2); /* only c3 moves */
+		close(a2);
+		close(a3);
+		if (write(ready[1], "r", 1) != 1 || read(fds[0], &b, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(ready[1]);
+	ns = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK_INT(dup2(ns, c3), c3); /* c3's number, another socket */
+	close(ns);
+	close(fds[0]);
+	CHECK_INT((int)read(ready[0], &b, 1), 1); /* the child closed c2 */
+	close(ready[0]);
+	CHECK_INT(lookup_pid(p3, s3), (long long)child);
+	CHECK_INT(lookup_pid(p2, s2), (long long)getpid());
+	close(fds[1]);
+	waitpid(child, NULL, 0);
+	close(c3);
+	close(a3);
+	close(c2);
+	close(a2);
+}
+
 #endif /* __linux__ */
+
+static void
+test_process_lookup_hints(void)
+{
+#if defined(__linux__)
+	check_lookup_hints();
+#endif
+}
 
 static void
 test_process_lookup(void)
@@ -362,6 +472,7 @@ static const struct test tests[] = {
     TEST(test_project),
     TEST(test_process_lookup),
     TEST(test_process_lookup_proc_net),
+    TEST(test_process_lookup_hints),
     {0},
 };
 
