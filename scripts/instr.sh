@@ -12,6 +12,8 @@
 # and prints instructions per request and the K (default 25) functions of
 # halton-meter with the most inclusive instructions.  With C > 1 the count
 # includes the C new connections' TLS handshakes (both sides).
+# INSTR_LG_ARGS adds loadgen options to the measured run: --new-conn
+# counts a fresh connection (CONNECT, TLS handshake) per request.
 [ -z "${BASH_VERSION:-}" ] && exec bash "$0" "$@"
 set -u
 
@@ -85,7 +87,7 @@ LG() {
 LG -n 200 -c 1 || { echo "instr: warm-up failed" >&2; cat "$T/daemon.log" >&2; exit 1; }
 sleep 1
 callgrind_control -z $VG >/dev/null 2>&1
-LG -n "$N" -c "$C" || { echo "instr: run failed" >&2; exit 1; }
+LG -n "$N" -c "$C" ${INSTR_LG_ARGS:-} || { echo "instr: run failed" >&2; exit 1; }
 sleep 1
 callgrind_control -d $VG >/dev/null 2>&1
 for i in $(seq 1 100); do [ -s "$T/cg.out.1" ] && break; sleep 0.1; done
