@@ -626,6 +626,24 @@ tls_client_check(
 	return rc;
 }
 
+/* Offers sess for resumption on ssl, as a copy: OpenSSL marks the session
+ * of a TLS 1.3 client unresumable once its handshake completes (tickets
+ * are meant for one use), and the cached one, given to every new
+ * connection to the host until the next ticket replaces it, would then be
+ * refused to them all: each would make a full handshake, with a copy of
+ * the upstream's chain parsed and verified per connection. */
+static void
+tls_resume(SSL *ssl, SSL_SESSION *sess)
+{
+	SSL_SESSION *copy;
+
+	if (!SSL_SESSION_is_resumable(sess) ||
+	    (copy = SSL_SESSION_dup(sess)) == NULL)
+		return;
+	SSL_set_session(ssl, copy);
+	SSL_SESSION_free(copy);
+}
+
 int
 tls_client_set_host(SSL *ssl, const char *host)
 {
@@ -655,7 +673,7 @@ tls_client_set_host(SSL *ssl, const char *host)
 	for (i = 0; sc != NULL && i < TLS_SESS_MAX; i++)
 		if (sc->e[i].host != NULL && strcmp(sc->e[i].host, h) == 0 &&
 		    sc->e[i].sess != NULL)
-			SSL_set_session(ssl, sc->e[i].sess);
+			tls_resume(ssl, sc->e[i].sess);
 	return 0;
 fail:
 	ERR_clear_error();

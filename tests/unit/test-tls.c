@@ -706,6 +706,56 @@ out:
 	fx_free(&f);
 }
 
+/* The cached session serves every connection that starts before the next
+ * ticket replaces it: connections in flight together all resume, and one
+ * that starts after another's handshake completed (its tickets not read
+ * yet) does too.  OpenSSL marks a TLS 1.3 client's session unresumable
+ * when its handshake completes; given out as such, the cached session
+ * became useless to all of them (full handshakes, a chain parsed per
+ * connection). */
+static void
+test_session_resumption_concurrent(void)
+{
+	struct fx f;
+	SSL *c[4], *s[4];
+	unsigned char buf[1];
+	int i;
+
+	if (fx_init(&f, "resume-concurrent") == -1)
+		goto out;
+	for (i = 0; i < 4; i++) {
+		c[i] = SSL_new(f.cctx);
+		s[i] = SSL_new(f.sctx);
+	}
+	/* A full handshake leaves a ticket in the cache. */
+	CHECK_INT(tls_client_set_host(c[0], "api.anthropic.com"), 0);
+	pair(c[0], s[0]);
+	CHECK_INT(handshake(c[0], s[0]), 0);
+	CHECK_INT(SSL_session_reused(c[0]), 0);
+	CHECK_INT(SSL_read(c[0], buf, 1), -1);
+	/* Two connections start with it; the first completes before the
+	 * second, and before it reads its own tickets. */
+	CHECK_INT(tls_client_set_host(c[1], "api.anthropic.com"), 0);
+	CHECK_INT(tls_client_set_host(c[2], "api.anthropic.com"), 0);
+	pair(c[1], s[1]);
+	pair(c[2], s[2]);
+	CHECK_INT(handshake(c[1], s[1]), 0);
+	CHECK_INT(SSL_session_reused(c[1]), 1);
+	CHECK_INT(handshake(c[2], s[2]), 0);
+	CHECK_INT(SSL_session_reused(c[2]), 1);
+	/* A third starts now, no new ticket read yet. */
+	CHECK_INT(tls_client_set_host(c[3], "api.anthropic.com"), 0);
+	pair(c[3], s[3]);
+	CHECK_INT(handshake(c[3], s[3]), 0);
+	CHECK_INT(SSL_session_reused(c[3]), 1);
+	for (i = 0; i < 4; i++) {
+		SSL_free(c[i]);
+		SSL_free(s[i]);
+	}
+out:
+	fx_free(&f);
+}
+
 static void
 test_server_refuses_old_clients(void)
 {
@@ -847,6 +897,7 @@ static const struct test tests[] = {
     TEST(test_upstream_faults),
     TEST(test_client_ctx_bad_files),
     TEST(test_session_resumption),
+    TEST(test_session_resumption_concurrent),
     TEST(test_server_refuses_old_clients),
     TEST(test_system_roots_loaded_lazily),
     TEST(test_system_roots_bad),
