@@ -21,11 +21,11 @@ struct exchange_hooks {
 	 * observe, 0 = blind tunnel / do not observe. */
 	int (*intercept)(void *arg, const char *host, int port);
 	void (*request_head)(void *arg, struct exchange *);
-	void (*request_body)(void *arg, struct exchange *, const void *,
-	    size_t);
+	void (*request_body)(
+	    void *arg, struct exchange *, const void *, size_t);
 	void (*response_head)(void *arg, struct exchange *);
-	void (*response_body)(void *arg, struct exchange *, const void *,
-	    size_t);
+	void (*response_body)(
+	    void *arg, struct exchange *, const void *, size_t);
 	/* Called exactly once per exchange whose request_head was called.
 	 * error is NULL when the response completed, else a short cause
 	 * ("incomplete", "client closed", "upstream: <reason>", ...). */
@@ -35,6 +35,13 @@ struct exchange_hooks {
 	 * NULL. */
 	void (*upgraded_data)(void *arg, struct exchange *, int to_upstream,
 	    const void *, size_t);
+	/* Optional, asked once per response after response_head: 1 = the
+	 * response_body calls may come after the bytes they carry were
+	 * written to the client (and end after them), so the observer's work
+	 * is not on the response's way; 0 = as the bytes arrive, before they
+	 * are written (an observer that needs the client to still be waiting
+	 * when end runs says 0). */
+	int (*body_after_write)(void *arg, struct exchange *);
 };
 
 /* The CONNECT (or absolute-URI) host, lower-cased, and port. */
@@ -47,13 +54,13 @@ const char *exchange_path(const struct exchange *);
 const char *exchange_request_header(const struct exchange *, const char *);
 /* Iterates request headers: returns 0 and sets *name and *value for index i,
  * or -1 past the end. */
-int exchange_request_header_at(const struct exchange *, size_t,
-    const char **, const char **);
+int exchange_request_header_at(
+    const struct exchange *, size_t, const char **, const char **);
 /* Response status (0 before response_head). */
 int exchange_status(const struct exchange *);
 const char *exchange_response_header(const struct exchange *, const char *);
-int exchange_response_header_at(const struct exchange *, size_t,
-    const char **, const char **);
+int exchange_response_header_at(
+    const struct exchange *, size_t, const char **, const char **);
 /* A header of the CONNECT request that opened the client connection
  * (case-insensitive; the first value, or NULL; NULL for absolute-form
  * requests).  The meter reads Proxy-Authorization here for the tag. */
@@ -70,8 +77,8 @@ uint64_t exchange_bytes_up(const struct exchange *);
 uint64_t exchange_bytes_down(const struct exchange *);
 /* The local client's TCP endpoint (for process attribution): the client's
  * address/port and the proxy's address/port on that connection. */
-int exchange_client_endpoint(const struct exchange *, char *, size_t,
-    int *, char *, size_t, int *);
+int exchange_client_endpoint(
+    const struct exchange *, char *, size_t, int *, char *, size_t, int *);
 /* A per-client-connection id (same for every exchange on that
  * connection), and the observer's own per-connection pointer. */
 uint64_t exchange_conn_id(const struct exchange *);

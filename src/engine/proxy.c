@@ -187,6 +187,11 @@ struct conn {
 	uint64_t rs_left;
 	struct http1_chunked rs_ch;
 	int rs_started; /* response bytes reached the client */
+	/* The response body hook runs after the bytes were written to the
+	 * client (hooks->body_after_write said so at the response head):
+	 * the payload waits here meanwhile. */
+	int rs_after;
+	struct strbuf rs_defer;
 
 	struct exchange *ex;
 
@@ -239,6 +244,36 @@ set_timeouts(struct stream *st, int read_s, int write_s)
 
 /* Ends the current exchange: calls the end hook exactly once (when
  * request_head was called) and frees it. */
+/* Hands the response payload held back by rs_after to the body hook, and
+ * wipes it (it may hold a completion). */
+static void
+deferred_body(struct conn *c)
+{
+	const struct exchange_hooks *h = c->px->hooks;
+
+	if (c->ex != NULL && h != NULL && h->response_body != NULL)
+		h->response_body(
+		    c->px->hooks_arg, c->ex, c->rs_defer.data, c->rs_defer.len);
+	explicit_zero(c->rs_defer.data, c->rs_defer.len);
+	if (c->rs_defer.cap > 64 * 1024)
+		strbuf_free(&c->rs_defer);
+	else
+		strbuf_reset(&c->rs_defer);
+}
+
+/* After relay_body moved response bytes: with rs_after, they are written
+ * to the client first, then the body hook sees them, so the meter's work
+ * is not between the upstream's bytes and the client. */
+static void
+body_after_write(struct conn *c)
+{
+	if (c->rs_defer.len == 0)
+		return;
+	if (c->cst != NULL && !c->closing)
+		(void)stream_flush_now(c->cst);
+	deferred_body(c);
+}
+
 static void
 exchange_end(struct conn *c, const char *error)
 {
@@ -247,7 +282,10 @@ exchange_end(struct conn *c, const char *error)
 
 	if (ex == NULL)
 		return;
+	if (c->rs_defer.len > 0)
+		deferred_body(c); /* the body hook always before the end */
 	c->ex = NULL;
+	c->rs_after = 0;
 	ex->ended_us = time_mono_us();
 	px->nexchanges++;
 	burst_note(px);
@@ -442,6 +480,7 @@ reap(struct proxy *px)
 
 	while ((c = px->graveyard) != NULL) {
 		px->graveyard = c->next;
+		strbuf_free(&c->rs_defer);
 		free(c->host);
 		free(c->chost);
 		free(c->up_error);
@@ -1095,7 +1134,10 @@ hook_body(struct conn *c, struct evbuffer *buf, size_t n, int request)
 		for (i = 0; i < k && i < 16 && n > 0; i++) {
 			size_t len = v[i].iov_len < n ? v[i].iov_len : n;
 
-			fn(c->px->hooks_arg, c->ex, v[i].iov_base, len);
+			if (!request && c->rs_after)
+				strbuf_add(&c->rs_defer, v[i].iov_base, len);
+			else
+				fn(c->px->hooks_arg, c->ex, v[i].iov_base, len);
 			n -= len;
 			evbuffer_ptr_set(buf, &pos, len, EVBUFFER_PTR_ADD);
 		}
@@ -1157,7 +1199,10 @@ relay_body(struct conn *c, int request)
 				if (c->observe && h != NULL)
 					fn = request ? h->request_body
 					             : h->response_body;
-				if (fn != NULL)
+				if (fn != NULL && !request && c->rs_after)
+					strbuf_add(&c->rs_defer,
+					    (char *)v.iov_base + off, dlen);
+				else if (fn != NULL)
 					fn(c->px->hooks_arg, c->ex,
 					    (char *)v.iov_base + off, dlen);
 				if (request)
@@ -1471,6 +1516,7 @@ http_upstream_input(struct conn *c)
 		}
 		if (c->rs == RS_BODY) {
 			rc = relay_body(c, 0);
+			body_after_write(c);
 			if (rc < 0) {
 				exchange_end(c,
 				    "upstream: malformed chunked "
@@ -1515,6 +1561,10 @@ http_upstream_input(struct conn *c)
 		exchange_set_response(c->ex, &res);
 		if (c->observe && px->hooks != NULL && px->hooks->response_head)
 			px->hooks->response_head(px->hooks_arg, c->ex);
+		c->rs_after = c->observe && px->hooks != NULL &&
+		    px->hooks->response_body != NULL &&
+		    px->hooks->body_after_write != NULL &&
+		    px->hooks->body_after_write(px->hooks_arg, c->ex);
 		evbuffer_remove_buffer(in, stream_output(c->cst), (size_t)n);
 		c->rs_started = 1;
 		if (res.status == 101) {

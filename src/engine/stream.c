@@ -91,6 +91,12 @@ struct stream {
 	int freed;
 	int dirty;
 	struct stream *dnext, *dprev;
+	/* stream_flush_now: no callbacks from inside it; the ones it would
+	 * have made are owed and made by the flush turn. */
+	int quiet;
+	int owed_write;  /* the write callback */
+	short owed_fail; /* the event callback's what, 0 = none */
+	int owed_err;
 };
 
 /* Shared by all streams of the (single-threaded) loop. */
@@ -241,6 +247,11 @@ fail(struct stream *st, short what, int err)
 	st->rd_eof = 1;
 	st->need_write = 0;
 	update_events(st);
+	if (st->quiet) {
+		st->owed_fail = what;
+		st->owed_err = err;
+		return;
+	}
 	if (st->ecb != NULL) {
 		errno = err;
 		st->ecb(st, what, st->arg);
@@ -430,9 +441,15 @@ do_flush(struct stream *st)
 	update_events(st);
 	if (!blocked)
 		release_buffers(st);
-	if (wrote && st->wcb != NULL && st->state == S_OPEN &&
-	    stream_pending(st) <= st->wlow)
+	if ((wrote || st->owed_write) && st->wcb != NULL &&
+	    st->state == S_OPEN && stream_pending(st) <= st->wlow) {
+		if (st->quiet) {
+			st->owed_write = 1;
+			return;
+		}
+		st->owed_write = 0;
 		st->wcb(st, st->arg);
+	}
 }
 
 /* An idle TLS stream (nothing buffered either way) gives OpenSSL's record
@@ -493,9 +510,34 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	while ((st = set->dirty) != NULL) {
 		unlink_dirty(st);
 		enter(st);
-		do_flush(st);
+		if (st->owed_fail != 0) {
+			short w = st->owed_fail;
+
+			st->owed_fail = 0;
+			if (st->ecb != NULL) {
+				errno = st->owed_err;
+				st->ecb(st, w, st->arg);
+			}
+		} else
+			do_flush(st);
 		leave(st);
 	}
+}
+
+int
+stream_flush_now(struct stream *st)
+{
+	if (!st->dirty || st->freed || st->state != S_OPEN)
+		return 0;
+	unlink_dirty(st);
+	enter(st);
+	st->quiet++;
+	do_flush(st);
+	st->quiet--;
+	if (st->owed_write || st->owed_fail != 0)
+		mark_dirty(st); /* the callbacks, from the flush turn */
+	leave(st);
+	return st->state == S_OPEN ? 0 : -1;
 }
 
 static void

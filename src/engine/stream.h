@@ -84,6 +84,10 @@ SSL *stream_ssl(struct stream *);
 /* Whether an open stream holds nothing either way and has seen no EOF or
  * error: it may carry another exchange. */
 int stream_is_clean(struct stream *);
+/* Writes what the stream has queued now rather than in this loop turn's
+ * flush, without calling back from inside: a write or event callback that
+ * is due comes from the flush turn.  0, or -1 if the stream failed. */
+int stream_flush_now(struct stream *);
 /* The first OpenSSL error of the failure that ended the stream, or 0. */
 unsigned long stream_ssl_error(struct stream *);
 

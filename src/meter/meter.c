@@ -1746,6 +1746,30 @@ hook_end_cb(void *arg, struct exchange *ex, const char *error)
 	meter_exchange_end(mx, &end);
 }
 
+/*
+ * The response body may be read after the client has it when the record
+ * will not need the client afterwards: its process lookup is done (the end
+ * hook waits for a running one so that a client that exits at once is
+ * still found, and that wait needs the client still waiting for its last
+ * bytes).  A body the meter does not read stays inline (nothing to move).
+ */
+static int
+hook_body_after_write_cb(void *arg, struct exchange *ex)
+{
+	struct meter *m = arg;
+	struct meter_exchange *mx = exchange_data(ex);
+	int done;
+
+	if (mx == NULL || mx->dec == NULL || mx->framing == FRAME_NONE)
+		return 0;
+	if (mx->lookup == NULL)
+		return 1;
+	pthread_mutex_lock(&m->lock);
+	done = mx->lookup->state == LOOKUP_DONE;
+	pthread_mutex_unlock(&m->lock);
+	return done;
+}
+
 static const struct exchange_hooks meter_hook_table = {
     .intercept = hook_intercept_cb,
     .request_head = hook_request_head_cb,
@@ -1754,6 +1778,7 @@ static const struct exchange_hooks meter_hook_table = {
     .response_body = hook_response_body_cb,
     .end = hook_end_cb,
     .upgraded_data = hook_upgraded_cb,
+    .body_after_write = hook_body_after_write_cb,
 };
 
 const struct exchange_hooks *

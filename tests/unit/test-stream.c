@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,54 @@ test_eof_after_the_last_bytes(void)
 	teardown(&f);
 }
 
+/* stream_flush_now writes at once, with no callback from inside it: the
+ * write callback it makes due comes from the next turn's flush. */
+static void
+test_flush_now(void)
+{
+	struct fixture f;
+	char buf[64];
+	ssize_t n;
+
+	CHECK_INT(setup(&f), 0);
+	evbuffer_add(stream_output(f.st), "early", 5);
+	CHECK_INT(stream_flush_now(f.st), 0);
+	n = read(f.peer, buf, sizeof(buf)); /* before any turn of the loop */
+	CHECK_INT((int)n, 5);
+	CHECK(n == 5 && memcmp(buf, "early", 5) == 0);
+	CHECK_INT((int)stream_pending(f.st), 0);
+	CHECK_INT((int)f.writes, 0); /* owed, not made from inside */
+	turns(&f, 2);
+	CHECK_INT((int)f.writes, 1);
+	/* Nothing queued: nothing to do, no callback owed. */
+	CHECK_INT(stream_flush_now(f.st), 0);
+	turns(&f, 2);
+	CHECK_INT((int)f.writes, 1);
+	CHECK_INT(f.events, 0);
+	teardown(&f);
+}
+
+/* A write that fails inside stream_flush_now: -1, and the event callback
+ * comes from the next turn, not from inside. */
+static void
+test_flush_now_failure(void)
+{
+	struct fixture f;
+
+	CHECK_INT(setup(&f), 0);
+	signal(SIGPIPE, SIG_IGN); /* as the daemon does */
+	close(f.peer);
+	f.peer = open("/dev/null", O_RDONLY); /* for teardown's close */
+	evbuffer_add(stream_output(f.st), "lost", 4);
+	CHECK_INT(stream_flush_now(f.st), -1);
+	CHECK_INT(f.events, 0);
+	turns(&f, 2);
+	CHECK(f.events & BEV_EVENT_ERROR);
+	CHECK(f.events & BEV_EVENT_WRITING);
+	CHECK_INT((int)f.writes, 0);
+	teardown(&f);
+}
+
 static void
 test_slow_peer_then_write_callback(void)
 {
@@ -238,6 +287,8 @@ test_read_timeout(void)
 
 static const struct test tests[] = {
     TEST(test_bytes_in_and_out),
+    TEST(test_flush_now),
+    TEST(test_flush_now_failure),
     TEST(test_high_water_pauses_reading),
     TEST(test_eof_after_the_last_bytes),
     TEST(test_slow_peer_then_write_callback),
