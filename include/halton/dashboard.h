@@ -28,8 +28,10 @@
 struct dashboard;
 
 /* A dashboard over the database at db_path (which may not exist yet).
- * Prices are loaded per summary, so edits of the override file show at
- * once. */
+ * The summary's reports are kept and brought up to date with the records
+ * stored since the last summary; they are built again (prices read anew)
+ * when a price file or the database file changed or the 30-day window
+ * moved on, so edits of the override file show at the next summary. */
 struct dashboard *dashboard_new(const char *);
 void dashboard_free(struct dashboard *);
 

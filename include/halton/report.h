@@ -62,6 +62,7 @@ struct report {
 	struct report_row *unpriced; /* per unpriced model: requests and
 	                                tokens */
 	size_t nunpriced;
+	int64_t last_rowid; /* the newest record counted, 0 = none */
 };
 
 struct report_options {
@@ -69,6 +70,7 @@ struct report_options {
 	int breakdown;
 	int64_t since_ms;
 	int64_t until_ms;
+	int64_t after_rowid; /* only records with a greater rowid; 0 = all */
 };
 
 /* "day", "model"... -> enum; 0 or -1. */
@@ -91,7 +93,15 @@ int report_timezone_valid(const char *);
  */
 int report_build(const char *, const struct prices *,
     const struct report_options *, struct report **, char **);
+/* n reports from one read of the records: opts[i] gives by and breakdown
+ * of outs[i]; the window (since, until, after_rowid) is opts[0]'s. */
+int report_build_many(const char *, const struct prices *,
+    const struct report_options *, size_t, struct report **, char **);
 void report_free(struct report *);
+/* Adds src's numbers into dst (the same by and breakdown; src built over
+ * later records, e.g. with after_rowid = dst->last_rowid) and sorts dst as
+ * report_build does: dst is then the report over both record sets. */
+void report_merge(struct report *, const struct report *);
 /* The total tokens of a row: input + output + cache write + cache read. */
 int64_t report_row_tokens(const struct report_row *);
 

@@ -3,6 +3,8 @@
  * The numbers come from report.c and prices.c, so the page shows what
  * `report` and `status` show.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 
 #include "cJSON.h"
 #include "halton/dashboard.h"
+#include "halton/paths.h"
 #include "halton/prices.h"
 #include "halton/report.h"
 #include "halton/store.h"
@@ -24,10 +27,39 @@ extern const size_t dashboard_page_html_len;
 #define CT_JSON "application/json"
 #define CT_TEXT "text/plain; charset=utf-8"
 
+/* The reports of /api/summary, in this order. */
+enum { SUM_DAYS, SUM_CLIENTS, SUM_PROJECTS, SUM_N };
+
 struct dashboard {
 	char *db_path;
 	struct store_reader *rd; /* for /api/requests, kept open */
+	/*
+	 * The summary's reports are kept and brought up to date with the
+	 * records stored since (report_merge), so a summary reads only the
+	 * new records while its window (start), the price files and the
+	 * database file (stamp) stay the same; else they are built again.
+	 * A full build of 30 busy days takes seconds, on the daemon's loop.
+	 */
+	struct prices *p;
+	struct report *rep[SUM_N];
+	int64_t start;
+	char *stamp;
 };
+
+static void
+summary_forget(struct dashboard *d)
+{
+	int k;
+
+	for (k = 0; k < SUM_N; k++) {
+		report_free(d->rep[k]);
+		d->rep[k] = NULL;
+	}
+	prices_free(d->p);
+	d->p = NULL;
+	free(d->stamp);
+	d->stamp = NULL;
+}
 
 struct dashboard *
 dashboard_new(const char *db_path)
@@ -45,6 +77,7 @@ dashboard_free(struct dashboard *d)
 	if (d == NULL)
 		return;
 	store_reader_free(d->rd);
+	summary_forget(d);
 	free(d->db_path);
 	free(d);
 }
@@ -137,30 +170,111 @@ day_label(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
-static int
-add_groups(cJSON *root, const char *key, const char *db, const struct prices *p,
-    enum report_by by, int64_t since, char **cause)
+/* Appends the groups of rep to root[key]. */
+static void
+add_groups(cJSON *root, const char *key, const struct report *rep)
 {
-	struct report_options o = {by, 0, since, INT64_MAX};
-	struct report *rep;
-	cJSON *arr;
+	cJSON *arr = cJSON_AddArrayToObject(root, key);
 	size_t i;
 
-	if (report_build(db, p, &o, &rep, cause) == -1)
-		return -1;
-	arr = cJSON_AddArrayToObject(root, key);
 	for (i = 0; i < rep->ngroups; i++)
 		cJSON_AddItemToArray(arr, row_json(&rep->groups[i].row));
-	report_free(rep);
+}
+
+/* What the summary's kept reports depend on besides the window: the
+ * database file and the two price files (identity, size, times). */
+static char *
+summary_stamp(const struct dashboard *d)
+{
+	const char *dir = getenv("HALTON_METER_DATADIR");
+	char *paths[3], *out;
+	struct strbuf sb;
+	struct stat st;
+	int i;
+
+	if (dir == NULL || *dir == '\0')
+		dir = HALTON_DATADIR;
+	paths[0] = xstrdup(d->db_path);
+	paths[1] = xasprintf("%s/prices.json", dir);
+	paths[2] = paths_state_file("prices.json");
+	strbuf_init(&sb);
+	for (i = 0; i < 3; i++) {
+		if (stat(paths[i], &st) == 0)
+			strbuf_addf(&sb, "%llu:%llu:%lld:%lld:%lld;",
+			    (unsigned long long)st.st_dev,
+			    (unsigned long long)st.st_ino,
+			    (long long)st.st_size, (long long)st.st_mtime,
+			    (long long)st.st_ctime);
+		else
+			strbuf_adds(&sb, "-;");
+		free(paths[i]);
+	}
+	out = strbuf_detach(&sb, NULL);
+	return out;
+}
+
+/*
+ * Brings the summary's reports up to date: the records stored since the
+ * last summary are read and merged in, or everything is read again when
+ * the window moved on, a price file or the database file changed, or the
+ * database holds fewer records than were counted.  Returns 0 or -1.
+ */
+static int
+summary_reports(struct dashboard *d, int64_t start, char **cause)
+{
+	static const enum report_by by[SUM_N] = {
+	    REPORT_BY_DAY, REPORT_BY_CLIENT, REPORT_BY_PROJECT};
+	struct report_options o[SUM_N];
+	struct report *delta[SUM_N];
+	char *stamp = summary_stamp(d), *c = NULL;
+	int64_t max;
+	int k, full;
+
+	full = d->p == NULL || d->start != start || d->stamp == NULL ||
+	    strcmp(d->stamp, stamp) != 0;
+	if (!full) {
+		max = store_max_rowid(d->rd, &c);
+		free(c);
+		full = max < d->rep[SUM_DAYS]->last_rowid;
+	}
+	if (full) {
+		summary_forget(d);
+		if (prices_load_default(&d->p, cause) == -1) {
+			free(stamp);
+			return -1;
+		}
+		d->stamp = stamp;
+		d->start = start;
+	} else
+		free(stamp);
+	memset(o, 0, sizeof(o));
+	for (k = 0; k < SUM_N; k++) {
+		o[k].by = by[k];
+		o[k].breakdown = k == SUM_DAYS;
+		o[k].since_ms = start;
+		o[k].until_ms = INT64_MAX;
+	}
+	/* All three counted the same records: one read for the new ones. */
+	if (!full)
+		o[0].after_rowid = d->rep[SUM_DAYS]->last_rowid;
+	if (report_build_many(
+	        d->db_path, d->p, o, SUM_N, full ? d->rep : delta, cause) == -1)
+		goto fail;
+	if (!full)
+		for (k = 0; k < SUM_N; k++) {
+			report_merge(d->rep[k], delta[k]);
+			report_free(delta[k]);
+		}
 	return 0;
+fail:
+	summary_forget(d);
+	return -1;
 }
 
 static int
 summary(struct dashboard *d, int64_t now, struct strbuf *body, char **cause)
 {
-	struct prices *p = NULL;
-	struct report *rep = NULL;
-	struct report_options o;
+	struct report *rep;
 	struct report_ratelimit *rl = NULL;
 	const struct report_group *g;
 	struct report_row zero;
@@ -170,15 +284,9 @@ summary(struct dashboard *d, int64_t now, struct strbuf *body, char **cause)
 	int64_t start = midnight(now, -(DASHBOARD_DAYS - 1));
 	int k, rc = -1;
 
-	if (prices_load_default(&p, cause) == -1)
+	if (summary_reports(d, start, cause) == -1)
 		goto out;
-	memset(&o, 0, sizeof(o));
-	o.by = REPORT_BY_DAY;
-	o.breakdown = 1;
-	o.since_ms = start;
-	o.until_ms = INT64_MAX;
-	if (report_build(d->db_path, p, &o, &rep, cause) == -1)
-		goto out;
+	rep = d->rep[SUM_DAYS];
 	cJSON_AddNumberToObject(root, "generated_at", (double)now);
 	day_label(now, today, sizeof(today));
 	memset(&zero, 0, sizeof(zero));
@@ -207,11 +315,8 @@ summary(struct dashboard *d, int64_t now, struct strbuf *body, char **cause)
 		    g != NULL ? (double)report_row_tokens(&g->row) : 0);
 		cJSON_AddItemToArray(arr, day);
 	}
-	if (add_groups(root, "by_client", d->db_path, p, REPORT_BY_CLIENT,
-	        start, cause) == -1 ||
-	    add_groups(root, "by_project", d->db_path, p, REPORT_BY_PROJECT,
-	        start, cause) == -1)
-		goto out;
+	add_groups(root, "by_client", d->rep[SUM_CLIENTS]);
+	add_groups(root, "by_project", d->rep[SUM_PROJECTS]);
 	if (report_ratelimits(d->db_path, &rl, &nrl, cause) == -1)
 		goto out;
 	arr = cJSON_AddArrayToObject(root, "ratelimits");
@@ -236,9 +341,7 @@ summary(struct dashboard *d, int64_t now, struct strbuf *body, char **cause)
 	rc = 0;
 out:
 	cJSON_Delete(root);
-	report_free(rep);
 	report_ratelimits_free(rl, nrl);
-	prices_free(p);
 	return rc;
 }
 

@@ -392,6 +392,8 @@ record_cb(void *arg, const struct usage_record *u, int64_t rowid)
 	row_add(&rep->total, u, billable, priced, cost);
 	if (billable && priced == PRICES_UNPRICED)
 		note_unpriced(b, u);
+	if (rowid > rep->last_rowid)
+		rep->last_rowid = rowid;
 	return 0;
 }
 
@@ -425,51 +427,150 @@ cmp_row_cost(const void *a, const void *b)
 	return cmp_rows(a, b);
 }
 
+/* Time groups in time order, other groups by cost; models and the
+ * unpriced list by cost. */
+static void
+report_sort(struct report *rep)
+{
+	size_t i;
+
+	/* qsort with a NULL base is undefined even for 0 elements. */
+	if (rep->ngroups > 0)
+		qsort(rep->groups, rep->ngroups, sizeof(*rep->groups),
+		    is_time_by(rep->by) ? cmp_name : cmp_group_cost);
+	for (i = 0; i < rep->ngroups; i++)
+		if (rep->groups[i].nmodels > 0)
+			qsort(rep->groups[i].models, rep->groups[i].nmodels,
+			    sizeof(struct report_row), cmp_row_cost);
+	if (rep->nunpriced > 0)
+		qsort(rep->unpriced, rep->nunpriced, sizeof(struct report_row),
+		    cmp_row_cost);
+}
+
+/* One read of the records feeding several builds. */
+static int
+record_many_cb(void *arg, const struct usage_record *u, int64_t rowid)
+{
+	struct build *bs = arg;
+	size_t i;
+
+	for (i = 0; bs[i].rep != NULL; i++)
+		(void)record_cb(&bs[i], u, rowid);
+	return 0;
+}
+
+int
+report_build_many(const char *db_path, const struct prices *prices,
+    const struct report_options *opts, size_t n, struct report **outs,
+    char **cause)
+{
+	struct store_reader *rd;
+	struct store_query q;
+	struct build *bs;
+	size_t i;
+	long got;
+
+	*cause = NULL;
+	bs = xcalloc(n + 1, sizeof(*bs)); /* bs[n].rep == NULL ends it */
+	for (i = 0; i < n; i++) {
+		outs[i] = NULL;
+		bs[i].prices = prices;
+		bs[i].rep = xcalloc(1, sizeof(*bs[i].rep));
+		bs[i].rep->by = opts[i].by;
+		bs[i].rep->breakdown = opts[i].breakdown;
+		bs[i].rep->since_ms = opts[0].since_ms;
+		bs[i].rep->until_ms = opts[0].until_ms;
+		row_init(&bs[i].rep->total, "TOTAL");
+	}
+	store_query_init(&q);
+	q.since_ms = opts[0].since_ms;
+	q.until_ms = opts[0].until_ms;
+	q.after_rowid = opts[0].after_rowid > 0 ? opts[0].after_rowid : 0;
+	rd = store_reader_new(db_path);
+	got = store_read(rd, &q, record_many_cb, bs, cause);
+	store_reader_free(rd);
+	for (i = 0; i < n; i++) {
+		index_free(&bs[i].groups);
+		if (got < 0)
+			report_free(bs[i].rep);
+		else {
+			report_sort(bs[i].rep);
+			outs[i] = bs[i].rep;
+		}
+	}
+	free(bs);
+	return got < 0 ? -1 : 0;
+}
+
 int
 report_build(const char *db_path, const struct prices *prices,
     const struct report_options *opt, struct report **out, char **cause)
 {
-	struct store_reader *rd;
-	struct store_query q;
-	struct build b;
-	size_t i;
-	long n;
+	return report_build_many(db_path, prices, opt, 1, out, cause);
+}
 
-	*out = NULL;
-	*cause = NULL;
-	memset(&b, 0, sizeof(b));
-	b.prices = prices;
-	b.rep = xcalloc(1, sizeof(*b.rep));
-	b.rep->by = opt->by;
-	b.rep->breakdown = opt->breakdown;
-	b.rep->since_ms = opt->since_ms;
-	b.rep->until_ms = opt->until_ms;
-	row_init(&b.rep->total, "TOTAL");
-	store_query_init(&q);
-	q.since_ms = opt->since_ms;
-	q.until_ms = opt->until_ms;
-	rd = store_reader_new(db_path);
-	n = store_read(rd, &q, record_cb, &b, cause);
-	store_reader_free(rd);
-	index_free(&b.groups);
-	if (n < 0) {
-		report_free(b.rep);
-		return -1;
+/* Adds src's numbers to dst (names are not touched). */
+static void
+row_sum(struct report_row *dst, const struct report_row *src)
+{
+	dst->requests += src->requests;
+	dst->input += src->input;
+	dst->output += src->output;
+	dst->cache_write += src->cache_write;
+	dst->cache_read += src->cache_read;
+	dst->cost += src->cost;
+	dst->unpriced += src->unpriced;
+	dst->unpriced_tokens += src->unpriced_tokens;
+}
+
+/* The row of rows[0..*n) named name, appended (zero) if there is none. */
+static struct report_row *
+row_named(struct report_row **rows, size_t *n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if (strcmp((*rows)[i].name, name) == 0)
+			return &(*rows)[i];
+	*rows = xreallocarray(*rows, *n + 1, sizeof(**rows));
+	row_init(&(*rows)[*n], name);
+	return &(*rows)[(*n)++];
+}
+
+void
+report_merge(struct report *dst, const struct report *src)
+{
+	const struct report_group *sg;
+	struct report_group *dg;
+	size_t i, j;
+
+	for (i = 0; i < src->ngroups; i++) {
+		sg = &src->groups[i];
+		for (j = 0; j < dst->ngroups; j++)
+			if (strcmp(dst->groups[j].row.name, sg->row.name) == 0)
+				break;
+		if (j == dst->ngroups) {
+			dst->groups = xreallocarray(dst->groups,
+			    dst->ngroups + 1, sizeof(*dst->groups));
+			memset(&dst->groups[j], 0, sizeof(*dst->groups));
+			row_init(&dst->groups[j].row, sg->row.name);
+			dst->ngroups++;
+		}
+		dg = &dst->groups[j];
+		row_sum(&dg->row, &sg->row);
+		for (j = 0; j < sg->nmodels; j++)
+			row_sum(row_named(&dg->models, &dg->nmodels,
+			            sg->models[j].name),
+			    &sg->models[j]);
 	}
-	/* qsort with a NULL base is undefined even for 0 elements. */
-	if (b.rep->ngroups > 0)
-		qsort(b.rep->groups, b.rep->ngroups, sizeof(*b.rep->groups),
-		    is_time_by(opt->by) ? cmp_name : cmp_group_cost);
-	for (i = 0; i < b.rep->ngroups; i++)
-		if (b.rep->groups[i].nmodels > 0)
-			qsort(b.rep->groups[i].models,
-			    b.rep->groups[i].nmodels,
-			    sizeof(struct report_row), cmp_row_cost);
-	if (b.rep->nunpriced > 0)
-		qsort(b.rep->unpriced, b.rep->nunpriced,
-		    sizeof(struct report_row), cmp_row_cost);
-	*out = b.rep;
-	return 0;
+	row_sum(&dst->total, &src->total);
+	for (i = 0; i < src->nunpriced; i++)
+		row_sum(row_named(&dst->unpriced, &dst->nunpriced,
+		            src->unpriced[i].name),
+		    &src->unpriced[i]);
+	if (src->last_rowid > dst->last_rowid)
+		dst->last_rowid = src->last_rowid;
+	report_sort(dst);
 }
 
 void

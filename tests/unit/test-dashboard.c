@@ -155,6 +155,93 @@ test_summary(void)
 	dashboard_free(d);
 }
 
+/* The summary without generated_at, printed: what two summaries of the
+ * same records must agree on. */
+static char *
+summary_text(struct dashboard *d)
+{
+	cJSON *j = get_json(d, "/api/summary", 200);
+	char *t;
+
+	cJSON_DeleteItemFromObject(j, "generated_at");
+	t = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	return t;
+}
+
+/*
+ * The summary's reports are kept and only the records stored since are
+ * read: after more records (new days, clients, models, an unpriced one,
+ * one before the window) the kept dashboard says exactly what a new one
+ * that reads everything says; a changed price override file is read.
+ */
+static void
+test_summary_kept_up_to_date(void)
+{
+	struct dashboard *d = seeded(), *fresh;
+	struct store *s = NULL;
+	char journal[4200], over[4200], *cause = NULL, *a, *b;
+	cJSON *j, *t;
+
+	if (d == NULL)
+		return;
+	a = summary_text(d);
+	free(a);
+	snprintf(journal, sizeof(journal), "%s/journal", harness_tmpdir());
+	CHECK_INT(store_open(&s, db_path, journal, &cause), 0);
+	if (s == NULL) {
+		free(cause);
+		dashboard_free(d);
+		return;
+	}
+	put(s, DAY27 + 27 * HOUR, "openai", "gpt-4o", 2000, 1000, -1, NULL,
+	    "codex", "gamma");
+	put(s, DAY27 + 28 * HOUR, "anthropic", "claude-sonnet-4-5-20250929",
+	    1000, 100, 0, NULL, "claude-code", "alpha");
+	put(s, DAY27 + 29 * HOUR, "openrouter", "vendor/unknown-y", 5, 5, -1,
+	    NULL, "curl", NULL);
+	put(s, DAY27 - 40 * 24 * HOUR, "openai", "gpt-4o", 9, 9, -1, NULL,
+	    "old", "old"); /* before the window */
+	CHECK_INT(store_close(s, 2000), 0);
+	a = summary_text(d);
+	fresh = dashboard_new(db_path);
+	b = summary_text(fresh);
+	CHECK_STR(a, b);
+	free(a);
+	free(b);
+	j = get_json(d, "/api/summary", 200);
+	t = cJSON_GetObjectItem(j, "today");
+	CHECK_INT(num(t, "requests"), 5);
+	CHECK_INT(num(t, "unpriced_requests"), 2);
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "by_client")), 4);
+	cJSON_Delete(j);
+
+	/* A price override: both dashboards price gpt-4o anew. */
+	snprintf(over, sizeof(over), "%s/prices.json", harness_tmpdir());
+	{
+		static const char o[] = "{\"gpt-4o\": {\"input_cost_per_token\""
+		                        ": 1e-03, \"output_cost_per_token\": "
+		                        "2e-03}}";
+
+		CHECK_INT(harness_write_file(over, o, sizeof(o) - 1), 0);
+	}
+	a = summary_text(d);
+	dashboard_free(fresh);
+	fresh = dashboard_new(db_path);
+	b = summary_text(fresh);
+	CHECK_STR(a, b);
+	free(a);
+	free(b);
+	/* Today: gpt-4o batch (1M in, 1M out: half price) + 2000 in / 1000
+	 * out at the new prices; the sonnet request as before. */
+	j = get_json(d, "/api/summary", 200);
+	t = cJSON_GetObjectItem(j, "today");
+	CHECK(num(t, "cost_usd") > 1000);
+	cJSON_Delete(j);
+	dashboard_free(fresh);
+	dashboard_free(d);
+}
+
 static void
 test_requests_since(void)
 {
@@ -247,6 +334,7 @@ test_page_and_errors(void)
 
 static const struct test tests[] = {
     TEST(test_summary),
+    TEST(test_summary_kept_up_to_date),
     TEST(test_requests_since),
     TEST(test_page_and_errors),
     {0},

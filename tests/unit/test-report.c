@@ -152,6 +152,7 @@ build(const struct prices *p, enum report_by by, int breakdown, int64_t since,
 	struct report *rep = NULL;
 	char *cause = NULL;
 
+	memset(&o, 0, sizeof(o));
 	o.by = by;
 	o.breakdown = breakdown;
 	o.since_ms = since;
@@ -431,7 +432,7 @@ test_missing_db_is_empty(void)
 {
 	struct prices *p = NULL;
 	struct report *rep = NULL;
-	struct report_options o = {REPORT_BY_DAY, 0, INT64_MIN, INT64_MAX};
+	struct report_options o = {REPORT_BY_DAY, 0, INT64_MIN, INT64_MAX, 0};
 	struct report_last last;
 	struct report_ratelimit *rl;
 	struct strbuf sb;
