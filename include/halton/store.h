@@ -112,6 +112,11 @@ struct store_query {
 	int64_t until_ms;    /* started_at < until_ms; INT64_MAX = all */
 	int64_t after_rowid; /* rowid > after_rowid; 0 = all */
 	long limit;          /* the newest `limit` of the window; 0 = all */
+	/* 1: only the columns a report reads (started_at, provider, kind,
+	 * model, request_model, service_tier, the token counts,
+	 * provider_cost_usd, client, project, tag, key_fp, session_id); the
+	 * others read as NULL (strings NULL, counts -1, uuid ""). */
+	int usage_only;
 };
 
 typedef int (*store_record_cb)(void *, const struct usage_record *, int64_t);

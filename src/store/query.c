@@ -25,6 +25,7 @@ store_query_init(struct store_query *q)
 	q->until_ms = INT64_MAX;
 	q->after_rowid = 0;
 	q->limit = 0;
+	q->usage_only = 0;
 }
 
 struct store_reader *
@@ -101,20 +102,41 @@ store_read(struct store_reader *rd, const struct store_query *q,
 	if ((ready = reader_ready(rd, cause)) <= 0)
 		return ready;
 	strbuf_init(&sql);
-	/* The inner query picks the newest `limit` of the window; the outer
-	 * one puts them oldest first. */
-	strbuf_addf(&sql,
-	    "SELECT * FROM (SELECT rowid AS rid, %s FROM requests "
-	    "WHERE started_at >= ?1 AND started_at < ?2 AND rowid > ?3 ",
-	    store_col_list());
-	if (q->after_rowid > 0)
-		strbuf_adds(&sql,
-		    "ORDER BY rowid DESC LIMIT ?4) "
-		    "ORDER BY rid");
+	if (q->usage_only && q->limit <= 0 && q->after_rowid > 0)
+		/* For a report, the records after a rowid: those, in table
+		 * order (the unary + keeps the planner off the started_at
+		 * index). */
+		strbuf_addf(&sql,
+		    "SELECT rowid AS rid, %s FROM requests WHERE rowid > ?3 "
+		    "AND +started_at >= ?1 AND +started_at < ?2",
+		    store_col_list_usage());
+	else if (q->usage_only && q->limit <= 0)
+		/* For a report: in table order, no sort.  The rows of the
+		 * window lie at or after the smallest rowid among them (an
+		 * index-only lookup), and the table is read in order from
+		 * there; through the started_at index every row would be
+		 * looked up by rowid, and sorted. */
+		strbuf_addf(&sql,
+		    "SELECT rowid AS rid, %s FROM requests WHERE rowid >= "
+		    "(SELECT coalesce(min(rowid), 0) FROM requests "
+		    "WHERE started_at >= ?1 AND started_at < ?2) AND "
+		    "+started_at >= ?1 AND +started_at < ?2",
+		    store_col_list_usage());
+	else if (q->after_rowid > 0)
+		strbuf_addf(&sql,
+		    "SELECT * FROM (SELECT rowid AS rid, %s FROM requests "
+		    "WHERE started_at >= ?1 AND started_at < ?2 AND "
+		    "rowid > ?3 ORDER BY rowid DESC LIMIT ?4) ORDER BY rid",
+		    q->usage_only ? store_col_list_usage() : store_col_list());
 	else
-		strbuf_adds(&sql,
-		    "ORDER BY started_at DESC, rowid DESC "
-		    "LIMIT ?4) ORDER BY started_at, rid");
+		/* The inner query picks the newest `limit` of the window;
+		 * the outer one puts them oldest first. */
+		strbuf_addf(&sql,
+		    "SELECT * FROM (SELECT rowid AS rid, %s FROM requests "
+		    "WHERE started_at >= ?1 AND started_at < ?2 AND "
+		    "rowid > ?3 ORDER BY started_at DESC, rowid DESC "
+		    "LIMIT ?4) ORDER BY started_at, rid",
+		    q->usage_only ? store_col_list_usage() : store_col_list());
 	rc = sqlite3_prepare_v2(rd->db, sql.data, -1, &st, NULL);
 	strbuf_free(&sql);
 	if (rc != SQLITE_OK)

@@ -81,6 +81,32 @@ store_col_list(void)
 	return list;
 }
 
+const char *
+store_col_list_usage(void)
+{
+	static const char *const used[] = {"started_at", "provider", "kind",
+	    "request_model", "model", "input_tokens", "output_tokens",
+	    "cache_creation_input_tokens", "cache_creation_5m_tokens",
+	    "cache_creation_1h_tokens", "cache_read_input_tokens",
+	    "service_tier", "client", "tag", "project", "key_fp", "session_id",
+	    "provider_cost_usd"};
+	static char list[2048];
+	size_t i, j, len = 0;
+
+	if (list[0] != '\0')
+		return list;
+	for (i = 0; i < store_ncols; i++) {
+		for (j = 0; j < sizeof(used) / sizeof(used[0]); j++)
+			if (strcmp(store_cols[i].name, used[j]) == 0)
+				break;
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+		    i > 0 ? ", " : "",
+		    j < sizeof(used) / sizeof(used[0]) ? store_cols[i].name
+		                                       : "NULL");
+	}
+	return list;
+}
+
 int
 store_col_bind(sqlite3_stmt *st, const struct usage_record *r)
 {

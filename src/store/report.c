@@ -486,6 +486,7 @@ report_build_many(const char *db_path, const struct prices *prices,
 	q.since_ms = opts[0].since_ms;
 	q.until_ms = opts[0].until_ms;
 	q.after_rowid = opts[0].after_rowid > 0 ? opts[0].after_rowid : 0;
+	q.usage_only = 1;
 	rd = store_reader_new(db_path);
 	got = store_read(rd, &q, record_many_cb, bs, cause);
 	store_reader_free(rd);

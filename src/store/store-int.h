@@ -39,6 +39,8 @@ extern const size_t store_ncols;
 
 /* "uuid, started_at, ..." in table order (static storage). */
 const char *store_col_list(void);
+/* The same list with NULL for the columns store_query.usage_only skips. */
+const char *store_col_list_usage(void);
 /* Binds column i of r to parameter i + 1 of stmt. */
 int store_col_bind(sqlite3_stmt *, const struct usage_record *);
 /* Reads columns first..first+ncols of the current row into r (which the

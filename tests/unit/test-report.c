@@ -427,6 +427,67 @@ test_windows(void)
 	prices_free(p);
 }
 
+/*
+ * Records stored out of time order (a long request ends, and is stored,
+ * after a later short one; a replay brings old ones): a window counts
+ * exactly its records, whatever their rowids, and the records after a
+ * rowid (report_merge's input) add up to the whole.
+ */
+static void
+test_windows_out_of_order(void)
+{
+	struct store *s = NULL;
+	struct prices *p;
+	struct report *rep, *rest;
+	struct report_options o;
+	char journal[4200], *cause = NULL;
+	int64_t at[] = {DAY27 + 10 * HOUR, DAY27 - 5 * 24 * HOUR,
+	    DAY27 + 2 * HOUR, DAY27 + 30 * HOUR, DAY27 - 1 * HOUR,
+	    DAY27 + 20 * HOUR};
+	size_t i;
+
+	set_tz("UTC");
+	snprintf(db_path, sizeof(db_path), "%s/meter.db", harness_tmpdir());
+	snprintf(journal, sizeof(journal), "%s/journal", harness_tmpdir());
+	CHECK_INT(store_open(&s, db_path, journal, &cause), 0);
+	if (s == NULL) {
+		free(cause);
+		return;
+	}
+	/* rowids 1..6 in this order; input_tokens = 10^i tells them apart. */
+	for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		static const int64_t pow10[] = {
+		    1, 10, 100, 1000, 10000, 100000};
+
+		seed_one(s, at[i], "openai", "chat", "gpt-4o", pow10[i], 0, -1,
+		    -1, -1, NULL, -1, "c", "p", NULL, NULL, NULL);
+	}
+	CHECK_INT(store_close(s, 2000), 0);
+	p = prices_with_override();
+	rep = build(p, REPORT_BY_DAY, 0, DAY27, INT64_MAX);
+	CHECK_INT(rep->total.requests, 4); /* rowids 1, 3, 4, 6 */
+	CHECK_INT(rep->total.input, 1 + 100 + 1000 + 100000);
+	CHECK_INT(rep->last_rowid, 6);
+	report_free(rep);
+	rep = build(p, REPORT_BY_DAY, 0, DAY27 + 15 * HOUR, DAY27 + 25 * HOUR);
+	CHECK_INT(rep->total.input, 100000); /* rowid 6 alone */
+	report_free(rep);
+	rep = build(p, REPORT_BY_DAY, 0, DAY27 - 6 * 24 * HOUR, DAY27);
+	CHECK_INT(rep->total.input, 10 + 10000); /* rowids 2 and 5 */
+	report_free(rep);
+	/* The window's records after rowid 3: rowids 4 and 6. */
+	memset(&o, 0, sizeof(o));
+	o.by = REPORT_BY_DAY;
+	o.since_ms = DAY27;
+	o.until_ms = INT64_MAX;
+	o.after_rowid = 3;
+	CHECK_INT(report_build(db_path, p, &o, &rest, &cause), 0);
+	CHECK_INT(rest->total.input, 1000 + 100000);
+	CHECK_INT(rest->last_rowid, 6);
+	report_free(rest);
+	prices_free(p);
+}
+
 static void
 test_missing_db_is_empty(void)
 {
@@ -633,6 +694,7 @@ static const struct test tests[] = {
     TEST(test_breakdown),
     TEST(test_timezones),
     TEST(test_windows),
+    TEST(test_windows_out_of_order),
     TEST(test_missing_db_is_empty),
     TEST(test_outputs),
     TEST(test_formatting),
