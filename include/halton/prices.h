@@ -75,6 +75,8 @@ struct prices;
 int prices_load(struct prices **, const char *, const char *, char **);
 /* prices_load() with DATADIR/prices.json and ~/.halton-meter/prices.json. */
 int prices_load_default(struct prices **, char **);
+/* The two files prices_load_default() reads (the caller frees both). */
+void prices_default_paths(char **, char **);
 void prices_free(struct prices *);
 /* The shipped source ("built-in" or a path) and the override file read
  * (NULL if none). */

@@ -127,9 +127,10 @@ struct store_reader *store_reader_new(const char *);
 void store_reader_free(struct store_reader *);
 /*
  * Calls cb for each record of the query, oldest first (by started_at, then
- * rowid; with after_rowid set, by rowid).  A missing database or one
- * without the schema yet yields no record.  Returns the number of records
- * seen, or -1 with a cause the caller frees.
+ * rowid; with after_rowid set, by rowid; with usage_only and no limit in
+ * the order they were stored, by rowid).  A missing database or one without
+ * the schema yet yields no record.  Returns the number of records seen, or
+ * -1 with a cause the caller frees.
  */
 long store_read(struct store_reader *, const struct store_query *,
     store_record_cb, void *, char **);

@@ -18,6 +18,9 @@ struct strbuf {
 void strbuf_init(struct strbuf *);
 void strbuf_free(struct strbuf *);
 void strbuf_reset(struct strbuf *);
+/* strbuf_reset that keeps the allocation for the next use, unless it grew
+ * past max bytes (then it is freed). */
+void strbuf_clear_keep(struct strbuf *, size_t);
 void strbuf_add(struct strbuf *, const void *, size_t);
 void strbuf_adds(struct strbuf *, const char *);
 void strbuf_addc(struct strbuf *, char);

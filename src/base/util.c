@@ -36,6 +36,15 @@ strbuf_reset(struct strbuf *sb)
 		sb->data[0] = '\0';
 }
 
+void
+strbuf_clear_keep(struct strbuf *sb, size_t max)
+{
+	if (sb->cap > max)
+		strbuf_free(sb);
+	else
+		strbuf_reset(sb);
+}
+
 static void
 strbuf_grow(struct strbuf *sb, size_t more)
 {

@@ -242,8 +242,6 @@ set_timeouts(struct stream *st, int read_s, int write_s)
 		stream_set_timeouts(st, read_s, write_s);
 }
 
-/* Ends the current exchange: calls the end hook exactly once (when
- * request_head was called) and frees it. */
 /* Hands the response payload held back by rs_after to the body hook, and
  * wipes it (it may hold a completion). */
 static void
@@ -255,10 +253,7 @@ deferred_body(struct conn *c)
 		h->response_body(
 		    c->px->hooks_arg, c->ex, c->rs_defer.data, c->rs_defer.len);
 	explicit_zero(c->rs_defer.data, c->rs_defer.len);
-	if (c->rs_defer.cap > 64 * 1024)
-		strbuf_free(&c->rs_defer);
-	else
-		strbuf_reset(&c->rs_defer);
+	strbuf_clear_keep(&c->rs_defer, 64 * 1024);
 }
 
 /* After relay_body moved response bytes: with rs_after, they are written
@@ -274,6 +269,8 @@ body_after_write(struct conn *c)
 	deferred_body(c);
 }
 
+/* Ends the current exchange: calls the end hook exactly once (when
+ * request_head was called) and frees it. */
 static void
 exchange_end(struct conn *c, const char *error)
 {
@@ -1107,12 +1104,37 @@ opaque_relay(struct conn *c, int to_upstream)
 	backpressure(c, to_upstream);
 }
 
-/* Hands payload bytes at the front of buf (up to n) to a body hook. */
+typedef void (*body_hook_fn)(void *, struct exchange *, const void *, size_t);
+
+/* The body hook of one direction, or NULL when nobody observes it. */
+static body_hook_fn
+body_hook(const struct conn *c, int request)
+{
+	const struct exchange_hooks *h = c->px->hooks;
+
+	if (!c->observe || h == NULL)
+		return NULL;
+	return request ? h->request_body : h->response_body;
+}
+
+/* Gives body bytes of one direction to its hook, or keeps response bytes
+ * for after the client's write (rs_after). */
+static void
+give_body(struct conn *c, int request, const void *data, size_t len)
+{
+	body_hook_fn fn = body_hook(c, request);
+
+	if (fn == NULL)
+		return;
+	if (!request && c->rs_after)
+		strbuf_add(&c->rs_defer, data, len);
+	else
+		fn(c->px->hooks_arg, c->ex, data, len);
+}
+
 static void
 hook_body(struct conn *c, struct evbuffer *buf, size_t n, int request)
 {
-	const struct exchange_hooks *h = c->px->hooks;
-	void (*fn)(void *, struct exchange *, const void *, size_t);
 	struct evbuffer_iovec v[16];
 	struct evbuffer_ptr pos;
 	int i, k;
@@ -1121,10 +1143,7 @@ hook_body(struct conn *c, struct evbuffer *buf, size_t n, int request)
 		c->ex->bytes_up += n;
 	else
 		c->ex->bytes_down += n;
-	if (!c->observe || h == NULL)
-		return;
-	fn = request ? h->request_body : h->response_body;
-	if (fn == NULL)
+	if (body_hook(c, request) == NULL)
 		return;
 	evbuffer_ptr_set(buf, &pos, 0, EVBUFFER_PTR_SET);
 	while (n > 0) {
@@ -1134,10 +1153,7 @@ hook_body(struct conn *c, struct evbuffer *buf, size_t n, int request)
 		for (i = 0; i < k && i < 16 && n > 0; i++) {
 			size_t len = v[i].iov_len < n ? v[i].iov_len : n;
 
-			if (!request && c->rs_after)
-				strbuf_add(&c->rs_defer, v[i].iov_base, len);
-			else
-				fn(c->px->hooks_arg, c->ex, v[i].iov_base, len);
+			give_body(c, request, v[i].iov_base, len);
 			n -= len;
 			evbuffer_ptr_set(buf, &pos, len, EVBUFFER_PTR_ADD);
 		}
@@ -1192,19 +1208,8 @@ relay_body(struct conn *c, int request)
 			if (k < 0)
 				return -1;
 			if (dlen > 0) {
-				const struct exchange_hooks *h = c->px->hooks;
-				void (*fn)(void *, struct exchange *,
-				    const void *, size_t) = NULL;
-
-				if (c->observe && h != NULL)
-					fn = request ? h->request_body
-					             : h->response_body;
-				if (fn != NULL && !request && c->rs_after)
-					strbuf_add(&c->rs_defer,
-					    (char *)v.iov_base + off, dlen);
-				else if (fn != NULL)
-					fn(c->px->hooks_arg, c->ex,
-					    (char *)v.iov_base + off, dlen);
+				give_body(
+				    c, request, (char *)v.iov_base + off, dlen);
 				if (request)
 					c->ex->bytes_up += dlen;
 				else

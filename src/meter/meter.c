@@ -1241,11 +1241,19 @@ meter_exchange_response_head(struct meter_exchange *mx, int status,
 	}
 }
 
+/* Whether the response body is read (a decoder and a framing were set up
+ * at the response head). */
+static int
+wants_body(const struct meter_exchange *mx)
+{
+	return mx->dec != NULL && mx->framing != FRAME_NONE;
+}
+
 void
 meter_exchange_response_body(
     struct meter_exchange *mx, const void *data, size_t len)
 {
-	if (mx->dec == NULL || mx->framing == FRAME_NONE)
+	if (!wants_body(mx))
 		return;
 	if (decode_feed(mx->dec, data, len) == -1) {
 		note_parse_error(mx, "content decoding", decode_error(mx->dec));
@@ -1760,7 +1768,7 @@ hook_body_after_write_cb(void *arg, struct exchange *ex)
 	struct meter_exchange *mx = exchange_data(ex);
 	int done;
 
-	if (mx == NULL || mx->dec == NULL || mx->framing == FRAME_NONE)
+	if (mx == NULL || !wants_body(mx))
 		return 0;
 	if (mx->lookup == NULL)
 		return 1;

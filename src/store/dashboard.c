@@ -14,7 +14,6 @@
 
 #include "cJSON.h"
 #include "halton/dashboard.h"
-#include "halton/paths.h"
 #include "halton/prices.h"
 #include "halton/report.h"
 #include "halton/store.h"
@@ -186,17 +185,13 @@ add_groups(cJSON *root, const char *key, const struct report *rep)
 static char *
 summary_stamp(const struct dashboard *d)
 {
-	const char *dir = getenv("HALTON_METER_DATADIR");
-	char *paths[3], *out;
+	char *paths[3];
 	struct strbuf sb;
 	struct stat st;
 	int i;
 
-	if (dir == NULL || *dir == '\0')
-		dir = HALTON_DATADIR;
 	paths[0] = xstrdup(d->db_path);
-	paths[1] = xasprintf("%s/prices.json", dir);
-	paths[2] = paths_state_file("prices.json");
+	prices_default_paths(&paths[1], &paths[2]);
 	strbuf_init(&sb);
 	for (i = 0; i < 3; i++) {
 		if (stat(paths[i], &st) == 0)
@@ -209,8 +204,7 @@ summary_stamp(const struct dashboard *d)
 			strbuf_adds(&sb, "-;");
 		free(paths[i]);
 	}
-	out = strbuf_detach(&sb, NULL);
-	return out;
+	return strbuf_detach(&sb, NULL);
 }
 
 /*

@@ -288,17 +288,24 @@ out:
 	return rc;
 }
 
-int
-prices_load_default(struct prices **out, char **cause)
+void
+prices_default_paths(char **shipped, char **override)
 {
 	const char *dir = getenv("HALTON_METER_DATADIR");
-	char *shipped, *override;
-	int rc;
 
 	if (dir == NULL || *dir == '\0')
 		dir = HALTON_DATADIR;
-	shipped = xasprintf("%s/prices.json", dir);
-	override = paths_state_file("prices.json");
+	*shipped = xasprintf("%s/prices.json", dir);
+	*override = paths_state_file("prices.json");
+}
+
+int
+prices_load_default(struct prices **out, char **cause)
+{
+	char *shipped, *override;
+	int rc;
+
+	prices_default_paths(&shipped, &override);
 	rc = prices_load(out, shipped, override, cause);
 	free(shipped);
 	free(override);

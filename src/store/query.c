@@ -95,6 +95,7 @@ store_read(struct store_reader *rd, const struct store_query *q,
 	struct usage_record r;
 	struct strbuf sql;
 	sqlite3_stmt *st = NULL;
+	const char *cols;
 	long n = 0;
 	int rc, ready;
 
@@ -102,41 +103,33 @@ store_read(struct store_reader *rd, const struct store_query *q,
 	if ((ready = reader_ready(rd, cause)) <= 0)
 		return ready;
 	strbuf_init(&sql);
-	if (q->usage_only && q->limit <= 0 && q->after_rowid > 0)
-		/* For a report, the records after a rowid: those, in table
-		 * order (the unary + keeps the planner off the started_at
-		 * index). */
+	cols = q->usage_only ? store_col_list_usage() : store_col_list();
+	if (q->usage_only && q->limit <= 0) {
+		/* For a report: table order, no sort.  The window's rows lie
+		 * after after_rowid, or at or after the smallest rowid among
+		 * them (an index-only lookup); the unary + keeps the planner
+		 * off the started_at index, through which every row would be
+		 * looked up by rowid. */
 		strbuf_addf(&sql,
-		    "SELECT rowid AS rid, %s FROM requests WHERE rowid > ?3 "
-		    "AND +started_at >= ?1 AND +started_at < ?2",
-		    store_col_list_usage());
-	else if (q->usage_only && q->limit <= 0)
-		/* For a report: in table order, no sort.  The rows of the
-		 * window lie at or after the smallest rowid among them (an
-		 * index-only lookup), and the table is read in order from
-		 * there; through the started_at index every row would be
-		 * looked up by rowid, and sorted. */
-		strbuf_addf(&sql,
-		    "SELECT rowid AS rid, %s FROM requests WHERE rowid >= "
-		    "(SELECT coalesce(min(rowid), 0) FROM requests "
-		    "WHERE started_at >= ?1 AND started_at < ?2) AND "
+		    "SELECT rowid AS rid, %s FROM requests WHERE %s AND "
 		    "+started_at >= ?1 AND +started_at < ?2",
-		    store_col_list_usage());
-	else if (q->after_rowid > 0)
-		strbuf_addf(&sql,
-		    "SELECT * FROM (SELECT rowid AS rid, %s FROM requests "
-		    "WHERE started_at >= ?1 AND started_at < ?2 AND "
-		    "rowid > ?3 ORDER BY rowid DESC LIMIT ?4) ORDER BY rid",
-		    q->usage_only ? store_col_list_usage() : store_col_list());
-	else
+		    cols,
+		    q->after_rowid > 0
+		        ? "rowid > ?3"
+		        : "rowid >= (SELECT coalesce(min(rowid), 0) FROM "
+		          "requests WHERE started_at >= ?1 AND started_at < "
+		          "?2)");
+	} else
 		/* The inner query picks the newest `limit` of the window;
 		 * the outer one puts them oldest first. */
 		strbuf_addf(&sql,
 		    "SELECT * FROM (SELECT rowid AS rid, %s FROM requests "
 		    "WHERE started_at >= ?1 AND started_at < ?2 AND "
-		    "rowid > ?3 ORDER BY started_at DESC, rowid DESC "
-		    "LIMIT ?4) ORDER BY started_at, rid",
-		    q->usage_only ? store_col_list_usage() : store_col_list());
+		    "rowid > ?3 ORDER BY %s LIMIT ?4) ORDER BY %s",
+		    cols,
+		    q->after_rowid > 0 ? "rowid DESC"
+		                       : "started_at DESC, rowid DESC",
+		    q->after_rowid > 0 ? "rid" : "started_at, rid");
 	rc = sqlite3_prepare_v2(rd->db, sql.data, -1, &st, NULL);
 	strbuf_free(&sql);
 	if (rc != SQLITE_OK)

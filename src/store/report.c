@@ -330,36 +330,27 @@ group_key(
 		snprintf(buf, len, "?");
 }
 
+/* The row of rows[0..*n) named name, appended (zero) if there is none. */
 static struct report_row *
-find_model_row(struct report_group *g, const char *model)
+row_named(struct report_row **rows, size_t *n, const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < g->nmodels; i++)
-		if (strcmp(g->models[i].name, model) == 0)
-			return &g->models[i];
-	g->models =
-	    xreallocarray(g->models, g->nmodels + 1, sizeof(*g->models));
-	row_init(&g->models[g->nmodels], model);
-	return &g->models[g->nmodels++];
+	for (i = 0; i < *n; i++)
+		if (strcmp((*rows)[i].name, name) == 0)
+			return &(*rows)[i];
+	*rows = xreallocarray(*rows, *n + 1, sizeof(**rows));
+	row_init(&(*rows)[*n], name);
+	return &(*rows)[(*n)++];
 }
 
 static void
 note_unpriced(struct build *b, const struct usage_record *u)
 {
 	struct report *rep = b->rep;
-	const char *model = record_model(u);
-	size_t i;
 
-	for (i = 0; i < rep->nunpriced; i++)
-		if (strcmp(rep->unpriced[i].name, model) == 0)
-			break;
-	if (i == rep->nunpriced) {
-		rep->unpriced = xreallocarray(
-		    rep->unpriced, rep->nunpriced + 1, sizeof(*rep->unpriced));
-		row_init(&rep->unpriced[rep->nunpriced++], model);
-	}
-	row_add(&rep->unpriced[i], u, 1, PRICES_UNPRICED, 0);
+	row_add(row_named(&rep->unpriced, &rep->nunpriced, record_model(u)), u,
+	    1, PRICES_UNPRICED, 0);
 }
 
 static int
@@ -387,8 +378,8 @@ record_cb(void *arg, const struct usage_record *u, int64_t rowid)
 	g = &rep->groups[gi];
 	row_add(&g->row, u, billable, priced, cost);
 	if (rep->breakdown)
-		row_add(find_model_row(g, record_model(u)), u, billable, priced,
-		    cost);
+		row_add(row_named(&g->models, &g->nmodels, record_model(u)), u,
+		    billable, priced, cost);
 	row_add(&rep->total, u, billable, priced, cost);
 	if (billable && priced == PRICES_UNPRICED)
 		note_unpriced(b, u);
@@ -522,20 +513,6 @@ row_sum(struct report_row *dst, const struct report_row *src)
 	dst->cost += src->cost;
 	dst->unpriced += src->unpriced;
 	dst->unpriced_tokens += src->unpriced_tokens;
-}
-
-/* The row of rows[0..*n) named name, appended (zero) if there is none. */
-static struct report_row *
-row_named(struct report_row **rows, size_t *n, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < *n; i++)
-		if (strcmp((*rows)[i].name, name) == 0)
-			return &(*rows)[i];
-	*rows = xreallocarray(*rows, *n + 1, sizeof(**rows));
-	row_init(&(*rows)[*n], name);
-	return &(*rows)[(*n)++];
 }
 
 void

@@ -577,12 +577,10 @@ journal_record(struct store *s, const struct usage_record *r)
 {
 	int rc;
 
-	strbuf_reset(&s->line);
 	store_record_json(r, 0, &s->line);
 	strbuf_addc(&s->line, '\n');
 	rc = store_journal_append(s->journal, s->line.data, s->line.len);
-	if (s->line.cap > 64 * 1024) /* a huge one: not kept */
-		strbuf_free(&s->line);
+	strbuf_clear_keep(&s->line, 64 * 1024);
 	if (rc == -1)
 		log_warn("store: journal write");
 	return rc;

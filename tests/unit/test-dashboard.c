@@ -169,6 +169,20 @@ summary_text(struct dashboard *d)
 	return t;
 }
 
+/* The kept dashboard d says exactly what a new one over the same database
+ * says. */
+static void
+check_kept_equals_fresh(struct dashboard *d)
+{
+	struct dashboard *fresh = dashboard_new(db_path);
+	char *a = summary_text(d), *b = summary_text(fresh);
+
+	CHECK_STR(a, b);
+	free(a);
+	free(b);
+	dashboard_free(fresh);
+}
+
 /*
  * The summary's reports are kept and only the records stored since are
  * read: after more records (new days, clients, models, an unpriced one,
@@ -178,15 +192,14 @@ summary_text(struct dashboard *d)
 static void
 test_summary_kept_up_to_date(void)
 {
-	struct dashboard *d = seeded(), *fresh;
+	struct dashboard *d = seeded();
 	struct store *s = NULL;
-	char journal[4200], over[4200], *cause = NULL, *a, *b;
+	char journal[4200], over[4200], *cause = NULL;
 	cJSON *j, *t;
 
 	if (d == NULL)
 		return;
-	a = summary_text(d);
-	free(a);
+	free(summary_text(d)); /* the reports are kept from here */
 	snprintf(journal, sizeof(journal), "%s/journal", harness_tmpdir());
 	CHECK_INT(store_open(&s, db_path, journal, &cause), 0);
 	if (s == NULL) {
@@ -203,12 +216,7 @@ test_summary_kept_up_to_date(void)
 	put(s, DAY27 - 40 * 24 * HOUR, "openai", "gpt-4o", 9, 9, -1, NULL,
 	    "old", "old"); /* before the window */
 	CHECK_INT(store_close(s, 2000), 0);
-	a = summary_text(d);
-	fresh = dashboard_new(db_path);
-	b = summary_text(fresh);
-	CHECK_STR(a, b);
-	free(a);
-	free(b);
+	check_kept_equals_fresh(d);
 	j = get_json(d, "/api/summary", 200);
 	t = cJSON_GetObjectItem(j, "today");
 	CHECK_INT(num(t, "requests"), 5);
@@ -225,20 +233,13 @@ test_summary_kept_up_to_date(void)
 
 		CHECK_INT(harness_write_file(over, o, sizeof(o) - 1), 0);
 	}
-	a = summary_text(d);
-	dashboard_free(fresh);
-	fresh = dashboard_new(db_path);
-	b = summary_text(fresh);
-	CHECK_STR(a, b);
-	free(a);
-	free(b);
+	check_kept_equals_fresh(d);
 	/* Today: gpt-4o batch (1M in, 1M out: half price) + 2000 in / 1000
 	 * out at the new prices; the sonnet request as before. */
 	j = get_json(d, "/api/summary", 200);
 	t = cJSON_GetObjectItem(j, "today");
 	CHECK(num(t, "cost_usd") > 1000);
 	cJSON_Delete(j);
-	dashboard_free(fresh);
 	dashboard_free(d);
 }
 
