@@ -136,6 +136,9 @@ struct proxy {
 
 	struct pooled *pool; /* newest first */
 	size_t npool;
+	/* A connection's rs_defer buffer while it is idle: one for all of
+	 * them, not one each (held connections would keep them). */
+	struct strbuf defer_spare;
 	uint64_t pool_reused;
 
 	struct conn *conns;     /* doubly linked */
@@ -256,6 +259,22 @@ deferred_body(struct conn *c)
 	strbuf_clear_keep(&c->rs_defer, 64 * 1024);
 }
 
+/* The exchange is over: the connection's deferral buffer becomes the
+ * proxy's spare, or is freed if there is one. */
+static void
+defer_release(struct conn *c)
+{
+	struct strbuf *spare = &c->px->defer_spare;
+
+	if (c->rs_defer.cap == 0)
+		return;
+	if (spare->cap == 0) {
+		*spare = c->rs_defer;
+		strbuf_init(&c->rs_defer);
+	} else
+		strbuf_free(&c->rs_defer);
+}
+
 /* After relay_body moved response bytes: with rs_after, they are written
  * to the client first, then the body hook sees them, so the meter's work
  * is not between the upstream's bytes and the client. */
@@ -281,6 +300,7 @@ exchange_end(struct conn *c, const char *error)
 		return;
 	if (c->rs_defer.len > 0)
 		deferred_body(c); /* the body hook always before the end */
+	defer_release(c);
 	c->ex = NULL;
 	c->rs_after = 0;
 	ex->ended_us = time_mono_us();
@@ -1126,9 +1146,13 @@ give_body(struct conn *c, int request, const void *data, size_t len)
 
 	if (fn == NULL)
 		return;
-	if (!request && c->rs_after)
+	if (!request && c->rs_after) {
+		if (c->rs_defer.cap == 0 && c->px->defer_spare.cap != 0) {
+			c->rs_defer = c->px->defer_spare;
+			strbuf_init(&c->px->defer_spare);
+		}
 		strbuf_add(&c->rs_defer, data, len);
-	else
+	} else
 		fn(c->px->hooks_arg, c->ex, data, len);
 }
 
@@ -2119,6 +2143,7 @@ proxy_free(struct proxy *px)
 	while (px->conns != NULL)
 		conn_close(px->conns, "shutdown");
 	pool_clear(px);
+	strbuf_free(&px->defer_spare);
 	if (px->listener != NULL)
 		evconnlistener_free(px->listener);
 	if (px->accept_retry != NULL)
