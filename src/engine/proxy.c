@@ -58,6 +58,12 @@
 #define POOL_IDLE_S         30  /* kept at most this long */
 #define TRIM_CHURN          8   /* connections/handshakes/exchanges ... */
 #define TRIM_AFTER_BURST_MS 250 /* ... then this long quiet: trim */
+/* Intercepted connections whose client handshake may run at once; more
+ * wait (their CONNECT answered later).  Each handshake in flight holds
+ * ~40 KiB of transient buffers, and a burst of a thousand at once leaves
+ * the long-lived state of the connections scattered over the heap:
+ * 37-44 KiB per held connection instead of 34. */
+#define HANDSHAKES_MAX 32
 
 enum conn_mode {
 	M_FIRST,
@@ -152,15 +158,27 @@ struct proxy {
 	uint64_t last_trim_ms;
 	unsigned churn_since_trim;
 
+	size_t nhandshakes;              /* HS_RUNNING connections */
+	struct conn *hs_first, *hs_last; /* HS_WAITING, oldest first */
+	int hs_admitting;
+
 	int shutting_down;
 	struct event *shutdown_timer;
 	void (*shutdown_done)(void *);
 	void *shutdown_arg;
 };
 
+enum hs_state {
+	HS_NONE,
+	HS_WAITING, /* on px->hs_first: its CONNECT is answered later */
+	HS_RUNNING, /* counted in px->nhandshakes until the handshake ends */
+};
+
 struct conn {
 	struct proxy *px;
 	struct conn *prev, *next;
+	enum hs_state hs;
+	struct conn *hs_next;
 	struct exchange_conn xc;
 	enum conn_mode mode;
 	int tls;      /* client half speaks TLS */
@@ -212,6 +230,7 @@ struct conn {
 };
 
 static void conn_close(struct conn *, const char *);
+static void handshake_done(struct conn *);
 static void idle_trim(struct proxy *);
 static void burst_note(struct proxy *);
 static void client_read_cb(struct stream *, void *);
@@ -454,6 +473,7 @@ conn_close(struct conn *c, const char *cause)
 		return;
 	c->dead = 1;
 	c->closing = 1;
+	handshake_done(c);
 	exchange_end(c, cause != NULL ? cause : "connection closed");
 	conn_free_upstream(c);
 	if (c->cst != NULL)
@@ -1665,6 +1685,74 @@ parse_authority(const char *t, size_t len, char **host, int *port)
 	return 0;
 }
 
+/* Answers an intercepted CONNECT and starts both handshakes, or queues
+ * the connection while HANDSHAKES_MAX others handshake. */
+static void
+intercept_start(struct conn *c)
+{
+	struct proxy *px = c->px;
+
+	if (px->nhandshakes >= HANDSHAKES_MAX) {
+		c->hs = HS_WAITING;
+		c->hs_next = NULL;
+		if (px->hs_last != NULL)
+			px->hs_last->hs_next = c;
+		else
+			px->hs_first = c;
+		px->hs_last = c;
+		/* Its ClientHello waits in the socket meanwhile. */
+		stream_disable(c->cst, EV_READ);
+		return;
+	}
+	c->hs = HS_RUNNING;
+	px->nhandshakes++;
+	c->mode = M_HTTP;
+	c->observe = 1;
+	c->rq = RQ_HEAD;
+	c->rs = RS_IDLE;
+	if (client_tls_start(c, c->host) == 0 && !pool_take(c))
+		upstream_connect(c, 1);
+}
+
+/* The client handshake of c ended (done, failed or the connection
+ * closed): the oldest waiting connections may start theirs. */
+static void
+handshake_done(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct conn *w, **pp;
+
+	if (c->hs == HS_WAITING) {
+		for (pp = &px->hs_first, w = NULL; *pp != NULL;
+		     w = *pp, pp = &(*pp)->hs_next) {
+			if (*pp == c) {
+				*pp = c->hs_next;
+				if (px->hs_last == c)
+					px->hs_last = w;
+				break;
+			}
+		}
+		c->hs = HS_NONE;
+		return;
+	}
+	if (c->hs != HS_RUNNING)
+		return;
+	c->hs = HS_NONE;
+	px->nhandshakes--;
+	if (px->hs_admitting)
+		return; /* the loop below goes on */
+	px->hs_admitting = 1;
+	while (px->nhandshakes < HANDSHAKES_MAX && (w = px->hs_first) != NULL &&
+	    !px->shutting_down) {
+		px->hs_first = w->hs_next;
+		if (px->hs_first == NULL)
+			px->hs_last = NULL;
+		w->hs = HS_NONE;
+		intercept_start(w);
+	}
+	px->hs_admitting = 0;
+}
+
 static void
 handle_connect(struct conn *c, const struct http1_request *req, size_t n)
 {
@@ -1714,12 +1802,7 @@ handle_connect(struct conn *c, const struct http1_request *req, size_t n)
 		}
 		return;
 	}
-	c->mode = M_HTTP;
-	c->observe = 1;
-	c->rq = RQ_HEAD;
-	c->rs = RS_IDLE;
-	if (client_tls_start(c, c->host) == 0 && !pool_take(c))
-		upstream_connect(c, 1);
+	intercept_start(c);
 }
 
 static void
@@ -1854,6 +1937,7 @@ client_event_cb(struct stream *st, short what, void *arg)
 		/* The intercepted TLS handshake completed. */
 		set_timeouts(st, TIMEOUT_IDLE_S, TIMEOUT_STREAM_S);
 		burst_note(c->px);
+		handshake_done(c);
 		return;
 	}
 	if (c->closing) {

@@ -3,6 +3,7 @@ dir."""
 import json
 import signal
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -245,3 +246,83 @@ def test_upstream_ca_checked_at_start_tls_contexts_made_on_use(
     assert r.stdout.endswith(b"\n200"), r.stdout
     assert len(upstream.requests_for(t)) == 1
     assert "made the upstream TLS context" in d.stderr()
+
+
+def _connect_sent(d, host):
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(("CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" %
+               (host, host)).encode())
+    return s
+
+
+def _answered(socks, wait):
+    """The sockets whose CONNECT was answered (200) within wait seconds."""
+    import select
+    got, deadline = set(), time.monotonic() + wait
+    while len(got) < len(socks):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        r, _, _ = select.select([s for s in socks if s not in got], [], [],
+                                left)
+        for s in r:
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                b = s.recv(1)
+                assert b, "proxy closed a waiting connection: %r" % head
+                head += b
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            got.add(s)
+    return got
+
+
+def _tls_request(d, raw):
+    ctx = ssl.create_default_context(cafile=d.ca_pem)
+    s = ctx.wrap_socket(raw, server_hostname=HOST)
+    s.sendall(("GET /status HTTP/1.1\r\nHost: %s\r\n"
+               "Connection: close\r\n\r\n" % HOST).encode())
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    return data
+
+
+def test_client_handshakes_in_flight_bounded(daemon, upstream):
+    """At most 32 intercepted client handshakes run at once (their
+    transient buffers would otherwise scatter the long-lived state of the
+    connections over the heap): the 33rd CONNECT is answered once one of
+    them ends, oldest first; a waiting client that gives up is forgotten;
+    every connection is served in the end."""
+    d = daemon
+    socks = [_connect_sent(d, HOST) for _ in range(50)]
+    first = _answered(socks, 3.0)
+    assert len(first) == 32, len(first)
+    waiting = [s for s in socks if s not in first]
+    # Five waiting clients give up; the others keep their place.
+    for s in waiting[:5]:
+        s.close()
+    waiting = waiting[5:]
+    assert _answered(waiting, 0.5) == set()
+    # Ten handshakes end (two of them by the client closing): ten more
+    # CONNECTs are answered, and no more.
+    first = list(first)
+    for s in first[:8]:
+        assert _tls_request(d, s).startswith(b"HTTP/1.1 200 ")
+    for s in first[8:10]:
+        s.close()
+    second = _answered(waiting, 3.0)
+    assert len(second) == 10, len(second)
+    assert _answered([s for s in waiting if s not in second], 0.5) == set()
+    # Everyone else completes.
+    rest = first[10:] + list(second)
+    for s in rest:
+        assert _tls_request(d, s).startswith(b"HTTP/1.1 200 ")
+    late = [s for s in waiting if s not in second]
+    assert len(late) == 3
+    assert _answered(late, 3.0) == set(late)
+    for s in late:
+        assert _tls_request(d, s).startswith(b"HTTP/1.1 200 ")
