@@ -297,7 +297,7 @@ test_schema(void)
 	if ((s = open_store()) == NULL)
 		return;
 	CHECK_INT(sql_int("PRAGMA user_version"), store_schema_version());
-	CHECK_INT(store_schema_version(), 1);
+	CHECK_INT(store_schema_version(), 2);
 	CHECK(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ==
 	    SQLITE_OK);
 	CHECK(sqlite3_prepare_v2(db, "PRAGMA table_info(requests)", -1, &st,
@@ -321,10 +321,15 @@ test_schema(void)
 	CHECK_STR((const char *)sqlite3_column_text(st, 0), "wal");
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+	/* started_at (the window's first rowid) and uuid's (UNIQUE): the
+	 * model index of schema 1 is gone since 2. */
+	CHECK_INT(sql_int("SELECT count(*) FROM sqlite_master WHERE "
+	                  "type = 'index' AND tbl_name = 'requests'"),
+	    2);
 	CHECK_INT(sql_int("SELECT count(*) FROM sqlite_master WHERE "
 	                  "type = 'index' AND name IN ('requests_started_at', "
 	                  "'requests_model')"),
-	    2);
+	    1);
 	CHECK_INT(sql_int("SELECT count(*) FROM pragma_index_info("
 	                  "'requests_started_at') WHERE name = 'started_at'"),
 	    1);
@@ -963,6 +968,9 @@ test_migrations_from_every_version(void)
 			continue;
 		CHECK_INT(
 		    sql_int("PRAGMA user_version"), store_schema_version());
+		CHECK_INT(sql_int("SELECT count(*) FROM sqlite_master WHERE "
+		                  "name = 'requests_model'"),
+		    0);
 		full_record(&r, 1);
 		store_submit(s, &r);
 		usage_record_free(&r);
