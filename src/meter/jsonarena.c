@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "halton/jsonarena.h"
+#include "halton/jsonparse.h"
 
 /* Room for one large event (a message_start is ~450 bytes: ~30 nodes of
  * 64 bytes plus their strings); more goes to malloc. */
@@ -70,7 +71,7 @@ jsonarena_parse(const char *data, size_t len)
 
 	jsonarena_init();
 	arena_on = 1;
-	j = cJSON_ParseWithLength(data, len);
+	j = json_parse(data, len, arena_malloc);
 	arena_on = 0;
 	return j;
 }

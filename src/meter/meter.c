@@ -35,6 +35,7 @@
 #include "halton/jsonarray.h"
 #include "halton/log.h"
 #include "halton/jsonarena.h"
+#include "halton/jsonparse.h"
 #include "halton/meter.h"
 #include "halton/provider.h"
 #include "halton/sse.h"
@@ -742,7 +743,7 @@ request_done(struct meter_exchange *mx)
 		mark = jsonarena_mark();
 		json = request_members(mx->req.data, mx->req.len);
 		if (json == NULL)
-			json = cJSON_ParseWithLength(mx->req.data, mx->req.len);
+			json = json_parse(mx->req.data, mx->req.len, malloc);
 		if (json != NULL)
 			mx->p->request(&mx->st, json);
 		cJSON_Delete(json);
@@ -1278,7 +1279,7 @@ framing_finish(struct meter_exchange *mx)
 	case FRAME_JSON:
 		if (mx->body_too_large || mx->body.len == 0 || mx->p == NULL)
 			break;
-		json = cJSON_ParseWithLength(mx->body.data, mx->body.len);
+		json = json_parse(mx->body.data, mx->body.len, malloc);
 		if (json == NULL) {
 			if (mx->status >= 200 && mx->status < 300)
 				note_parse_error(mx, "invalid JSON body", NULL);
@@ -1493,7 +1494,7 @@ ws_server_cb(void *arg, int op, const char *data, size_t len)
 
 	if (op != WS_OP_TEXT || mx->p == NULL || mx->rec == NULL)
 		return 0;
-	if ((json = cJSON_ParseWithLength(data, len)) == NULL)
+	if ((json = json_parse(data, len, malloc)) == NULL)
 		return 0;
 	t = provider_json_str(json, "type");
 	if (t != NULL &&
@@ -1515,7 +1516,7 @@ ws_client_cb(void *arg, int op, const char *data, size_t len)
 
 	if (op != WS_OP_TEXT || mx->rec == NULL)
 		return 0;
-	if ((json = cJSON_ParseWithLength(data, len)) == NULL)
+	if ((json = json_parse(data, len, malloc)) == NULL)
 		return 0;
 	t = provider_json_str(json, "type");
 	if (t != NULL && strcmp(t, "response.create") == 0) {
