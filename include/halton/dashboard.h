@@ -29,9 +29,10 @@ struct dashboard;
 
 /* A dashboard over the database at db_path (which may not exist yet).
  * The summary's reports are kept and brought up to date with the records
- * stored since the last summary; they are built again (prices read anew)
- * when a price file or the database file changed or the 30-day window
- * moved on, so edits of the override file show at the next summary. */
+ * stored since the last summary; they are built again (prices read anew,
+ * on a thread) when a price file or the database file changed or the
+ * 30-day window moved on, so edits of the override file show at the next
+ * summary. */
 struct dashboard *dashboard_new(const char *);
 void dashboard_free(struct dashboard *);
 
@@ -39,8 +40,10 @@ void dashboard_free(struct dashboard *);
  * Answers one request: method and target (origin-form, "/api/requests?
  * since=5"; target_len bytes, not NUL-terminated).  Appends the body to
  * body, sets *content_type (static storage) and returns the HTTP status
- * (200, 400, 404, 405 or 500).  now_ms is the current time (calendar
- * groups are local time).
+ * (200, 400, 404, 405 or 500; 202 with {"building":true} while the
+ * summary's 30 days are read on the dashboard's thread).  now_ms is the
+ * current time (calendar groups are local time).  dashboard_free() waits
+ * for a build that still runs.
  */
 int dashboard_answer(struct dashboard *, const char *, const char *, size_t,
     int64_t, struct strbuf *, const char **);

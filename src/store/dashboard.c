@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,19 @@ extern const size_t dashboard_page_html_len;
 /* The reports of /api/summary, in this order. */
 enum { SUM_DAYS, SUM_CLIENTS, SUM_PROJECTS, SUM_N };
 
+/* A full build of the summary's reports, on its own thread. */
+struct build {
+	char *db_path;
+	int64_t start;
+	char *stamp;
+	struct prices *p;
+	struct report *rep[SUM_N];
+	char *cause;
+	int rc;
+	pthread_mutex_t lock;
+	int done; /* under lock */
+};
+
 struct dashboard {
 	char *db_path;
 	struct store_reader *rd; /* for /api/requests, kept open */
@@ -37,12 +51,16 @@ struct dashboard {
 	 * records stored since (report_merge), so a summary reads only the
 	 * new records while its window (start), the price files and the
 	 * database file (stamp) stay the same; else they are built again.
-	 * A full build of 30 busy days takes seconds, on the daemon's loop.
+	 * A full build reads 30 days (0.5 s for 200,000 records): it runs on
+	 * a thread of its own, and /api/summary answers 202 "building" until
+	 * it is done, so the daemon's loop never waits for it.
 	 */
 	struct prices *p;
 	struct report *rep[SUM_N];
 	int64_t start;
 	char *stamp;
+	struct build *b; /* running or done, not yet taken */
+	pthread_t th;
 };
 
 static void
@@ -70,11 +88,32 @@ dashboard_new(const char *db_path)
 	return d;
 }
 
+static void
+build_free(struct build *b)
+{
+	int k;
+
+	if (b == NULL)
+		return;
+	for (k = 0; k < SUM_N; k++)
+		report_free(b->rep[k]);
+	prices_free(b->p);
+	free(b->db_path);
+	free(b->stamp);
+	free(b->cause);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
 void
 dashboard_free(struct dashboard *d)
 {
 	if (d == NULL)
 		return;
+	if (d->b != NULL) {
+		(void)pthread_join(d->th, NULL);
+		build_free(d->b);
+	}
 	store_reader_free(d->rd);
 	summary_forget(d);
 	free(d->db_path);
@@ -207,23 +246,119 @@ summary_stamp(const struct dashboard *d)
 	return strbuf_detach(&sb, NULL);
 }
 
+static void
+build_options(struct report_options *o, int64_t start)
+{
+	static const enum report_by by[SUM_N] = {
+	    REPORT_BY_DAY, REPORT_BY_CLIENT, REPORT_BY_PROJECT};
+	int k;
+
+	memset(o, 0, SUM_N * sizeof(*o));
+	for (k = 0; k < SUM_N; k++) {
+		o[k].by = by[k];
+		o[k].breakdown = k == SUM_DAYS;
+		o[k].since_ms = start;
+		o[k].until_ms = INT64_MAX;
+	}
+}
+
+/* The build thread: prices and the three reports, all records of the
+ * window read once. */
+static void *
+build_main(void *arg)
+{
+	struct build *b = arg;
+	struct report_options o[SUM_N];
+
+	b->rc = prices_load_default(&b->p, &b->cause);
+	if (b->rc == 0) {
+		build_options(o, b->start);
+		b->rc = report_build_many(
+		    b->db_path, b->p, o, SUM_N, b->rep, &b->cause);
+	}
+	pthread_mutex_lock(&b->lock);
+	b->done = 1;
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+/* Starts a full build for the window from start; the stamp is the
+ * build's.  Returns 0, or -1 if no thread could be made. */
+static int
+build_start(struct dashboard *d, int64_t start, char *stamp)
+{
+	struct build *b = xcalloc(1, sizeof(*b));
+
+	b->db_path = xstrdup(d->db_path);
+	b->start = start;
+	b->stamp = stamp;
+	pthread_mutex_init(&b->lock, NULL);
+	if (pthread_create(&d->th, NULL, build_main, b) != 0) {
+		b->stamp = NULL;
+		build_free(b);
+		return -1;
+	}
+	d->b = b;
+	return 0;
+}
+
+/* A finished build replaces the kept reports.  Returns 1 while it runs,
+ * 0 when there is none (any more), -1 with *cause if it failed. */
+static int
+build_take(struct dashboard *d, char **cause)
+{
+	struct build *b = d->b;
+	int done, k;
+
+	if (b == NULL)
+		return 0;
+	pthread_mutex_lock(&b->lock);
+	done = b->done;
+	pthread_mutex_unlock(&b->lock);
+	if (!done)
+		return 1;
+	(void)pthread_join(d->th, NULL);
+	d->b = NULL;
+	if (b->rc != 0) {
+		*cause = b->cause;
+		b->cause = NULL;
+		build_free(b);
+		return -1;
+	}
+	summary_forget(d);
+	d->p = b->p;
+	d->stamp = b->stamp;
+	d->start = b->start;
+	for (k = 0; k < SUM_N; k++) {
+		d->rep[k] = b->rep[k];
+		b->rep[k] = NULL;
+	}
+	b->p = NULL;
+	b->stamp = NULL;
+	build_free(b);
+	return 0;
+}
+
 /*
  * Brings the summary's reports up to date: the records stored since the
- * last summary are read and merged in, or everything is read again when
- * the window moved on, a price file or the database file changed, or the
- * database holds fewer records than were counted.  Returns 0 or -1.
+ * last summary are read and merged in at once; everything is read again
+ * (on the build thread) when the window moved on, a price file or the
+ * database file changed, or the database holds fewer records than were
+ * counted.  Returns 0 when the reports are ready, 1 while a full build
+ * runs, -1 with *cause.
  */
 static int
 summary_reports(struct dashboard *d, int64_t start, char **cause)
 {
-	static const enum report_by by[SUM_N] = {
-	    REPORT_BY_DAY, REPORT_BY_CLIENT, REPORT_BY_PROJECT};
 	struct report_options o[SUM_N];
 	struct report *delta[SUM_N];
-	char *stamp = summary_stamp(d), *c = NULL;
+	char *stamp, *c = NULL;
 	int64_t max;
-	int k, full;
+	int k, full, rc;
 
+	if ((rc = build_take(d, cause)) != 0)
+		return rc;
+	stamp = summary_stamp(d);
 	full = d->p == NULL || d->start != start || d->stamp == NULL ||
 	    strcmp(d->stamp, stamp) != 0;
 	if (!full) {
@@ -232,6 +367,9 @@ summary_reports(struct dashboard *d, int64_t start, char **cause)
 		full = max < d->rep[SUM_DAYS]->last_rowid;
 	}
 	if (full) {
+		if (build_start(d, start, stamp) == 0)
+			return 1;
+		/* No thread: the build runs here. */
 		summary_forget(d);
 		if (prices_load_default(&d->p, cause) == -1) {
 			free(stamp);
@@ -239,26 +377,22 @@ summary_reports(struct dashboard *d, int64_t start, char **cause)
 		}
 		d->stamp = stamp;
 		d->start = start;
-	} else
-		free(stamp);
-	memset(o, 0, sizeof(o));
-	for (k = 0; k < SUM_N; k++) {
-		o[k].by = by[k];
-		o[k].breakdown = k == SUM_DAYS;
-		o[k].since_ms = start;
-		o[k].until_ms = INT64_MAX;
+		build_options(o, start);
+		if (report_build_many(
+		        d->db_path, d->p, o, SUM_N, d->rep, cause) == -1)
+			goto fail;
+		return 0;
 	}
+	free(stamp);
 	/* All three counted the same records: one read for the new ones. */
-	if (!full)
-		o[0].after_rowid = d->rep[SUM_DAYS]->last_rowid;
-	if (report_build_many(
-	        d->db_path, d->p, o, SUM_N, full ? d->rep : delta, cause) == -1)
+	build_options(o, start);
+	o[0].after_rowid = d->rep[SUM_DAYS]->last_rowid;
+	if (report_build_many(d->db_path, d->p, o, SUM_N, delta, cause) == -1)
 		goto fail;
-	if (!full)
-		for (k = 0; k < SUM_N; k++) {
-			report_merge(d->rep[k], delta[k]);
-			report_free(delta[k]);
-		}
+	for (k = 0; k < SUM_N; k++) {
+		report_merge(d->rep[k], delta[k]);
+		report_free(delta[k]);
+	}
 	return 0;
 fail:
 	summary_forget(d);
@@ -278,8 +412,12 @@ summary(struct dashboard *d, int64_t now, struct strbuf *body, char **cause)
 	int64_t start = midnight(now, -(DASHBOARD_DAYS - 1));
 	int k, rc = -1;
 
-	if (summary_reports(d, start, cause) == -1)
+	if ((k = summary_reports(d, start, cause)) != 0) {
+		if (k == 1)
+			strbuf_adds(body, "{\"building\":true}\n");
+		rc = k == 1 ? 1 : -1;
 		goto out;
+	}
 	rep = d->rep[SUM_DAYS];
 	cJSON_AddNumberToObject(root, "generated_at", (double)now);
 	day_label(now, today, sizeof(today));
@@ -479,9 +617,10 @@ dashboard_answer(struct dashboard *d, const char *method, const char *target,
 		return 200;
 	}
 	*ctype = CT_JSON;
-	if (path_is(target, len, "/api/summary"))
-		rc = summary(d, now_ms, body, &cause);
-	else {
+	if (path_is(target, len, "/api/summary")) {
+		if ((rc = summary(d, now_ms, body, &cause)) == 1)
+			return 202; /* building: the page asks again */
+	} else {
 		if ((since = query_since(target, len)) < 0) {
 			strbuf_adds(body, "{\"error\":\"bad since\"}\n");
 			return 400;

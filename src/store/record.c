@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,22 +68,13 @@ const size_t store_ncols = sizeof(store_cols) / sizeof(store_cols[0]);
 #define CFIELD(r, c, T)                                                        \
 	((const T *)(const void *)((const char *)(r) + (c)->off))
 
-const char *
-store_col_list(void)
-{
-	static char list[2048];
-	size_t i, len = 0;
+/* The column lists are made once, whichever thread asks first (the
+ * store's writer, the daemon's loop, the dashboard's build thread). */
+static char col_list[2048], col_list_usage[2048];
+static pthread_once_t col_lists_once = PTHREAD_ONCE_INIT;
 
-	if (list[0] != '\0')
-		return list;
-	for (i = 0; i < store_ncols; i++)
-		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-		    i > 0 ? ", " : "", store_cols[i].name);
-	return list;
-}
-
-const char *
-store_col_list_usage(void)
+static void
+col_lists_make(void)
 {
 	static const char *const used[] = {"started_at", "provider", "kind",
 	    "request_model", "model", "input_tokens", "output_tokens",
@@ -90,21 +82,36 @@ store_col_list_usage(void)
 	    "cache_creation_1h_tokens", "cache_read_input_tokens",
 	    "service_tier", "client", "tag", "project", "key_fp", "session_id",
 	    "provider_cost_usd"};
-	static char list[2048];
+	char *list = col_list_usage;
 	size_t i, j, len = 0;
 
-	if (list[0] != '\0')
-		return list;
+	for (i = 0; i < store_ncols; i++)
+		len += (size_t)snprintf(col_list + len, sizeof(col_list) - len,
+		    "%s%s", i > 0 ? ", " : "", store_cols[i].name);
+	len = 0;
 	for (i = 0; i < store_ncols; i++) {
 		for (j = 0; j < sizeof(used) / sizeof(used[0]); j++)
 			if (strcmp(store_cols[i].name, used[j]) == 0)
 				break;
-		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-		    i > 0 ? ", " : "",
+		len += (size_t)snprintf(list + len,
+		    sizeof(col_list_usage) - len, "%s%s", i > 0 ? ", " : "",
 		    j < sizeof(used) / sizeof(used[0]) ? store_cols[i].name
 		                                       : "NULL");
 	}
-	return list;
+}
+
+const char *
+store_col_list(void)
+{
+	pthread_once(&col_lists_once, col_lists_make);
+	return col_list;
+}
+
+const char *
+store_col_list_usage(void)
+{
+	pthread_once(&col_lists_once, col_lists_make);
+	return col_list_usage;
 }
 
 int

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cJSON.h"
 #include "halton/dashboard.h"
@@ -81,6 +82,29 @@ seeded(void)
 	return dashboard_new(db_path);
 }
 
+/* An answer, waiting out the 202s of a summary whose full build runs on
+ * its thread (each says {"building":true}).  *waited counts them. */
+static int
+answer_built(struct dashboard *d, const char *target, struct strbuf *sb,
+    const char **ct, int *waited)
+{
+	struct timespec ts = {0, 2000000};
+	int st, i;
+
+	for (i = 0; i < 5000; i++) {
+		strbuf_reset(sb);
+		st = dashboard_answer(
+		    d, "GET", target, strlen(target), NOW, sb, ct);
+		if (st != 202)
+			return st;
+		CHECK_STR(sb->data, "{\"building\":true}\n");
+		if (waited != NULL)
+			(*waited)++;
+		nanosleep(&ts, NULL);
+	}
+	return 202;
+}
+
 static cJSON *
 get_json(struct dashboard *d, const char *target, int want)
 {
@@ -89,9 +113,7 @@ get_json(struct dashboard *d, const char *target, int want)
 	cJSON *j;
 
 	strbuf_init(&sb);
-	CHECK_INT(
-	    dashboard_answer(d, "GET", target, strlen(target), NOW, &sb, &ct),
-	    want);
+	CHECK_INT(answer_built(d, target, &sb, &ct, NULL), want);
 	CHECK_STR(ct, "application/json");
 	j = cJSON_Parse(sb.data);
 	CHECK(j != NULL);
@@ -243,6 +265,62 @@ test_summary_kept_up_to_date(void)
 	dashboard_free(d);
 }
 
+/*
+ * A full build of the summary (the first, after a price file changed)
+ * runs on a thread: the first answer is a 202 {"building":true} at once,
+ * later ones give the built summary; a summary that only has new records
+ * to merge answers 200 at once.
+ */
+static void
+test_summary_built_off_the_loop(void)
+{
+	struct dashboard *d = seeded(), *fresh;
+	struct strbuf sb;
+	const char *ct = NULL;
+	char over[4200], *a, *b;
+	int waited;
+
+	if (d == NULL)
+		return;
+	strbuf_init(&sb);
+	CHECK_INT(
+	    dashboard_answer(d, "GET", "/api/summary", 12, NOW, &sb, &ct), 202);
+	CHECK_STR(ct, "application/json");
+	CHECK_STR(sb.data, "{\"building\":true}\n");
+	waited = 0;
+	CHECK_INT(answer_built(d, "/api/summary", &sb, &ct, &waited), 200);
+	/* Built: the next answers come at once. */
+	waited = 0;
+	CHECK_INT(answer_built(d, "/api/summary", &sb, &ct, &waited), 200);
+	CHECK_INT(waited, 0);
+	/* A new override file: built again, off the loop. */
+	snprintf(over, sizeof(over), "%s/prices.json", harness_tmpdir());
+	{
+		static const char o[] = "{\"gpt-4o\": {\"input_cost_per_token\""
+		                        ": 2e-03, \"output_cost_per_token\": "
+		                        "4e-03}}";
+
+		CHECK_INT(harness_write_file(over, o, sizeof(o) - 1), 0);
+	}
+	strbuf_reset(&sb);
+	CHECK_INT(
+	    dashboard_answer(d, "GET", "/api/summary", 12, NOW, &sb, &ct), 202);
+	fresh = dashboard_new(db_path);
+	a = summary_text(d);
+	b = summary_text(fresh);
+	CHECK_STR(a, b);
+	free(a);
+	free(b);
+	dashboard_free(fresh);
+	unlink(over);
+	/* Freed while a build runs: it is waited for. */
+	strbuf_reset(&sb);
+	CHECK_INT(
+	    dashboard_answer(d, "GET", "/api/summary", 12, NOW, &sb, &ct), 202);
+	strbuf_free(&sb);
+	dashboard_free(d);
+}
+
 static void
 test_requests_since(void)
 {
@@ -336,6 +414,7 @@ test_page_and_errors(void)
 static const struct test tests[] = {
     TEST(test_summary),
     TEST(test_summary_kept_up_to_date),
+    TEST(test_summary_built_off_the_loop),
     TEST(test_requests_since),
     TEST(test_page_and_errors),
     {0},
