@@ -174,6 +174,15 @@ def test_non_loopback_listen_is_refused(hm, tmp_path):
     assert "allow_remote" in r.stderr
 
 
+def _read_to_eof(s):
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def _healthz_request(port):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -199,12 +208,7 @@ def test_max_connections_pauses_accepting(start_daemon, home):
     assert got is None, "a 17th connection was served past the limit"
     held.pop().close()
     extra.settimeout(5)
-    data = b""
-    while True:
-        chunk = extra.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = _read_to_eof(extra)
     assert data.startswith(b"HTTP/1.1 200 "), data[:100]
     assert json.loads(data.split(b"\r\n\r\n", 1)[1])["connections"] <= 16
     extra.close()
@@ -281,12 +285,7 @@ def _tls_request(d, raw):
     s = ctx.wrap_socket(raw, server_hostname=HOST)
     s.sendall(("GET /status HTTP/1.1\r\nHost: %s\r\n"
                "Connection: close\r\n\r\n" % HOST).encode())
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
+    data = _read_to_eof(s)
     s.close()
     return data
 
