@@ -64,6 +64,12 @@
  * the long-lived state of the connections scattered over the heap:
  * 37-44 KiB per held connection instead of 34. */
 #define HANDSHAKES_MAX 32
+/* A client handshake holds its place this long in all (the stream's
+ * timeout is per silence, and a client sending a byte now and then would
+ * keep it forever); a CONNECT waits at most this long for a place, then
+ * gets a 503. */
+#define HS_RUN_MAX_S  TIMEOUT_HANDSHAKE_S
+#define HS_WAIT_MAX_S 30
 
 enum conn_mode {
 	M_FIRST,
@@ -161,6 +167,7 @@ struct proxy {
 	size_t nhandshakes;              /* HS_RUNNING connections */
 	struct conn *hs_first, *hs_last; /* HS_WAITING, oldest first */
 	int hs_admitting;
+	struct event *hs_timer; /* the deadlines above, while any runs */
 
 	int shutting_down;
 	struct event *shutdown_timer;
@@ -179,6 +186,7 @@ struct conn {
 	struct conn *prev, *next;
 	enum hs_state hs;
 	struct conn *hs_next;
+	uint64_t hs_since; /* when it started waiting, or running */
 	struct exchange_conn xc;
 	enum conn_mode mode;
 	int tls;      /* client half speaks TLS */
@@ -1687,6 +1695,71 @@ parse_authority(const char *t, size_t len, char **host, int *port)
 	return 0;
 }
 
+/* The handshake deadlines, checked every second while a handshake runs
+ * or waits. */
+static void
+hs_timer_arm(struct proxy *px)
+{
+	struct timeval tv = {1, 0};
+
+	if (px->hs_timer != NULL && !evtimer_pending(px->hs_timer, NULL))
+		evtimer_add(px->hs_timer, &tv);
+}
+
+/* The first connection past its handshake deadline at now, or NULL. */
+static struct conn *
+hs_overdue(struct proxy *px, uint64_t now)
+{
+	struct conn *c;
+
+	for (c = px->conns; c != NULL; c = c->next) {
+		if (c->hs == HS_RUNNING &&
+		    now - c->hs_since >= HS_RUN_MAX_S * 1000ULL)
+			return c;
+		if (c->hs == HS_WAITING &&
+		    now - c->hs_since >= HS_WAIT_MAX_S * 1000ULL)
+			return c;
+	}
+	return NULL;
+}
+
+static void
+hs_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *px = arg;
+	uint64_t now = time_mono_ms();
+	struct conn *c;
+
+	while ((c = hs_overdue(px, now)) != NULL) {
+		if (c->hs == HS_RUNNING)
+			conn_close(c, "client: TLS handshake not done in time");
+		else {
+			handshake_done(c);
+			fail_response(c, 503,
+			    "halton-meter: too many TLS handshakes at once; "
+			    "try again\n");
+		}
+	}
+	if (px->nhandshakes > 0 || px->hs_first != NULL)
+		hs_timer_arm(px);
+}
+
+/* Whether a waiting client is still there: it may have given up while
+ * its CONNECT waited unread. */
+static int
+client_gone(struct conn *c)
+{
+	char b;
+	ssize_t n = recv(stream_fd(c->cst), &b, 1, MSG_PEEK);
+
+	if (n > 0)
+		return 0;
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	return 1;
+}
+
 /* Answers an intercepted CONNECT and starts both handshakes, or queues
  * the connection while HANDSHAKES_MAX others handshake. */
 static void
@@ -1694,6 +1767,8 @@ intercept_start(struct conn *c)
 {
 	struct proxy *px = c->px;
 
+	c->hs_since = time_mono_ms();
+	hs_timer_arm(px);
 	if (px->nhandshakes >= HANDSHAKES_MAX) {
 		c->hs = HS_WAITING;
 		c->hs_next = NULL;
@@ -1750,7 +1825,10 @@ handshake_done(struct conn *c)
 		if (px->hs_first == NULL)
 			px->hs_last = NULL;
 		w->hs = HS_NONE;
-		intercept_start(w);
+		if (client_gone(w))
+			conn_close(w, "client: left while its CONNECT waited");
+		else
+			intercept_start(w);
 	}
 	px->hs_admitting = 0;
 }
@@ -2153,6 +2231,7 @@ proxy_new(struct proxy **out, struct event_base *base,
 		goto fail;
 	}
 	px->trim_timer = evtimer_new(base, trim_cb, px);
+	px->hs_timer = evtimer_new(base, hs_timer_cb, px);
 	if (parse_connect_to(px, o->connect_to, cause) != 0)
 		goto fail;
 	if (o->upstream_proxy != NULL) {
@@ -2243,6 +2322,8 @@ proxy_free(struct proxy *px)
 		event_free(px->reaper);
 	if (px->trim_timer != NULL)
 		event_free(px->trim_timer);
+	if (px->hs_timer != NULL)
+		event_free(px->hs_timer);
 	stream_set_free(px->streams);
 	for (i = 0; i < px->ncto; i++) {
 		free(px->cto[i].host);

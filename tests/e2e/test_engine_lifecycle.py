@@ -325,3 +325,37 @@ def test_client_handshakes_in_flight_bounded(daemon, upstream):
     assert _answered(late, 3.0) == set(late)
     for s in late:
         assert _tls_request(d, s).startswith(b"HTTP/1.1 200 ")
+
+
+def test_client_handshake_place_held_at_most_15s(daemon):
+    """A client handshake keeps its place among the 32 for at most 15 s in
+    all, however often its client sends a byte: 32 clients that trickle a
+    ClientHello one byte every 2 s (the per-silence timeout never fires)
+    are cut at 15 s, and the CONNECT that waited behind them is answered
+    then."""
+    d = daemon
+    socks = [_connect_sent(d, HOST) for _ in range(32)]
+    assert len(_answered(socks, 3.0)) == 32
+    late = _connect_sent(d, HOST)
+    start = time.monotonic()
+    hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+    answered = None
+    for i in range(len(hello)):
+        for s in socks:
+            try:
+                s.sendall(hello[i:i + 1])
+            except OSError:
+                pass
+        if _answered([late], 2.0):
+            answered = time.monotonic() - start
+            break
+    assert answered is not None, "the waiting CONNECT was never answered"
+    assert 13.0 <= answered <= 20.0, answered
+    # The trickling clients were closed.
+    for s in socks:
+        s.settimeout(5)
+        try:
+            assert s.recv(1) == b""
+        except ConnectionResetError:
+            pass
+    assert _tls_request(d, late).startswith(b"HTTP/1.1 200 ")
