@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,14 +234,22 @@ summary_stamp(const struct dashboard *d)
 	prices_default_paths(&paths[1], &paths[2]);
 	strbuf_init(&sb);
 	for (i = 0; i < 3; i++) {
-		if (stat(paths[i], &st) == 0)
+		/* The database file: only which file it is.  Its size and
+		 * times change at every WAL checkpoint, and the records
+		 * themselves are followed by rowid (a database that lost
+		 * records is caught by max_rowid). */
+		if (stat(paths[i], &st) != 0)
+			strbuf_adds(&sb, "-;");
+		else if (i == 0)
+			strbuf_addf(&sb, "%llu:%llu;",
+			    (unsigned long long)st.st_dev,
+			    (unsigned long long)st.st_ino);
+		else
 			strbuf_addf(&sb, "%llu:%llu:%lld:%lld:%lld;",
 			    (unsigned long long)st.st_dev,
 			    (unsigned long long)st.st_ino,
 			    (long long)st.st_size, (long long)st.st_mtime,
 			    (long long)st.st_ctime);
-		else
-			strbuf_adds(&sb, "-;");
 		free(paths[i]);
 	}
 	return strbuf_detach(&sb, NULL);
@@ -288,12 +297,19 @@ static int
 build_start(struct dashboard *d, int64_t start, char *stamp)
 {
 	struct build *b = xcalloc(1, sizeof(*b));
+	sigset_t all, old;
+	int rc;
 
 	b->db_path = xstrdup(d->db_path);
 	b->start = start;
 	b->stamp = stamp;
 	pthread_mutex_init(&b->lock, NULL);
-	if (pthread_create(&d->th, NULL, build_main, b) != 0) {
+	/* Signals stay the loop's: the thread starts with all blocked. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&d->th, NULL, build_main, b);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
 		b->stamp = NULL;
 		build_free(b);
 		return -1;
