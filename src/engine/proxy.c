@@ -64,11 +64,9 @@
  * the long-lived state of the connections scattered over the heap:
  * 37-44 KiB per held connection instead of 34. */
 #define HANDSHAKES_MAX 32
-/* A client handshake holds its place this long in all (the stream's
- * timeout is per silence, and a client sending a byte now and then would
- * keep it forever); a CONNECT waits at most this long for a place, then
- * gets a 503. */
-#define HS_RUN_MAX_S  TIMEOUT_HANDSHAKE_S
+/* A CONNECT waits at most this long for a place, then gets a 503 (a
+ * running handshake ends within TIMEOUT_HANDSHAKE_S: the stream's read
+ * timeout counts from the handshake's start). */
 #define HS_WAIT_MAX_S 30
 
 enum conn_mode {
@@ -167,7 +165,7 @@ struct proxy {
 	size_t nhandshakes;              /* HS_RUNNING connections */
 	struct conn *hs_first, *hs_last; /* HS_WAITING, oldest first */
 	int hs_admitting;
-	struct event *hs_timer; /* the deadlines above, while any runs */
+	struct event *hs_timer; /* HS_WAIT_MAX_S, while any waits */
 
 	int shutting_down;
 	struct event *shutdown_timer;
@@ -186,7 +184,7 @@ struct conn {
 	struct conn *prev, *next;
 	enum hs_state hs;
 	struct conn *hs_next;
-	uint64_t hs_since; /* when it started waiting, or running */
+	uint64_t hs_since; /* when it started waiting */
 	struct exchange_conn xc;
 	enum conn_mode mode;
 	int tls;      /* client half speaks TLS */
@@ -286,20 +284,22 @@ deferred_body(struct conn *c)
 	strbuf_clear_keep(&c->rs_defer, 64 * 1024);
 }
 
+/* Hands from's buffer (empty, its capacity kept) to to, which has none. */
+static void
+defer_swap(struct strbuf *to, struct strbuf *from)
+{
+	*to = *from;
+	strbuf_init(from);
+}
+
 /* The exchange is over: the connection's deferral buffer becomes the
  * proxy's spare, or is freed if there is one. */
 static void
 defer_release(struct conn *c)
 {
-	struct strbuf *spare = &c->px->defer_spare;
-
-	if (c->rs_defer.cap == 0)
-		return;
-	if (spare->cap == 0) {
-		*spare = c->rs_defer;
-		strbuf_init(&c->rs_defer);
-	} else
-		strbuf_free(&c->rs_defer);
+	if (c->px->defer_spare.cap == 0)
+		defer_swap(&c->px->defer_spare, &c->rs_defer);
+	strbuf_free(&c->rs_defer);
 }
 
 /* After relay_body moved response bytes: with rs_after, they are written
@@ -1177,10 +1177,8 @@ give_body(struct conn *c, int request, const void *data, size_t len)
 	if (fn == NULL)
 		return;
 	if (!request && c->rs_after) {
-		if (c->rs_defer.cap == 0 && c->px->defer_spare.cap != 0) {
-			c->rs_defer = c->px->defer_spare;
-			strbuf_init(&c->px->defer_spare);
-		}
+		if (c->rs_defer.cap == 0)
+			defer_swap(&c->rs_defer, &c->px->defer_spare);
 		strbuf_add(&c->rs_defer, data, len);
 	} else
 		fn(c->px->hooks_arg, c->ex, data, len);
@@ -1695,53 +1693,25 @@ parse_authority(const char *t, size_t len, char **host, int *port)
 	return 0;
 }
 
-/* The handshake deadlines, checked every second while a handshake runs
- * or waits. */
-static void
-hs_timer_arm(struct proxy *px)
-{
-	struct timeval tv = {1, 0};
-
-	if (px->hs_timer != NULL && !evtimer_pending(px->hs_timer, NULL))
-		evtimer_add(px->hs_timer, &tv);
-}
-
-/* The first connection past its handshake deadline at now, or NULL. */
-static struct conn *
-hs_overdue(struct proxy *px, uint64_t now)
-{
-	struct conn *c;
-
-	for (c = px->conns; c != NULL; c = c->next) {
-		if (c->hs == HS_RUNNING &&
-		    now - c->hs_since >= HS_RUN_MAX_S * 1000ULL)
-			return c;
-		if (c->hs == HS_WAITING &&
-		    now - c->hs_since >= HS_WAIT_MAX_S * 1000ULL)
-			return c;
-	}
-	return NULL;
-}
-
+/* The waiting connections' deadline, checked every second while one
+ * waits: the list is in the order they came, so only its head. */
 static void
 hs_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy *px = arg;
+	struct timeval tv = {1, 0};
 	uint64_t now = time_mono_ms();
 	struct conn *c;
 
-	while ((c = hs_overdue(px, now)) != NULL) {
-		if (c->hs == HS_RUNNING)
-			conn_close(c, "client: TLS handshake not done in time");
-		else {
-			handshake_done(c);
-			fail_response(c, 503,
-			    "halton-meter: too many TLS handshakes at once; "
-			    "try again\n");
-		}
+	while ((c = px->hs_first) != NULL &&
+	    now - c->hs_since >= HS_WAIT_MAX_S * 1000ULL) {
+		handshake_done(c);
+		fail_response(c, 503,
+		    "halton-meter: too many TLS handshakes at once; try "
+		    "again\n");
 	}
-	if (px->nhandshakes > 0 || px->hs_first != NULL)
-		hs_timer_arm(px);
+	if (px->hs_first != NULL)
+		evtimer_add(px->hs_timer, &tv);
 }
 
 /* Whether a waiting client is still there: it may have given up while
@@ -1766,12 +1736,14 @@ static void
 intercept_start(struct conn *c)
 {
 	struct proxy *px = c->px;
+	struct timeval tv = {1, 0};
 
-	c->hs_since = time_mono_ms();
-	hs_timer_arm(px);
 	if (px->nhandshakes >= HANDSHAKES_MAX) {
 		c->hs = HS_WAITING;
+		c->hs_since = time_mono_ms();
 		c->hs_next = NULL;
+		if (px->hs_first == NULL && px->hs_timer != NULL)
+			evtimer_add(px->hs_timer, &tv);
 		if (px->hs_last != NULL)
 			px->hs_last->hs_next = c;
 		else

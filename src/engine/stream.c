@@ -307,7 +307,11 @@ bio_read_cb(BIO *b, char *buf, int len)
 	}
 	n = read(st->fd, wire_buf, sizeof(wire_buf));
 	if (n > 0) {
-		st->last_read = time_mono_ms();
+		/* During the handshake the read timeout runs from its start:
+		 * a peer sending a byte now and then must not keep a
+		 * handshake (and what it holds) open for ever. */
+		if (st->state != S_HANDSHAKE)
+			st->last_read = time_mono_ms();
 		if ((size_t)n < sizeof(wire_buf))
 			st->drained = 1;
 		k = (size_t)n < (size_t)len ? (size_t)n : (size_t)len;

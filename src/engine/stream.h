@@ -64,7 +64,9 @@ void stream_disable(struct stream *, short);
  * output down to low bytes or fewer. */
 void stream_setwatermark(struct stream *, short, size_t, size_t);
 /* Seconds without progress before BEV_EVENT_TIMEOUT (0: none); the timed
- * out direction is disabled, as with bufferevents. */
+ * out direction is disabled, as with bufferevents.  During a TLS
+ * handshake the read timeout counts from the handshake's start (or from
+ * this call), not from the last byte read. */
 void stream_set_timeouts(struct stream *, int, int);
 
 /* Resolves host with dns (never blocking the loop) and connects;

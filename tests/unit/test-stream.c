@@ -2,8 +2,9 @@
  * The relay's plain streams over a socketpair: bytes in and out, several
  * pieces queued in one turn leaving in one write, the read high-water mark,
  * EOF after the last bytes, a write the peer is slow to take, freeing a
- * stream from its own callback, and the read timeout.  TLS streams are
- * exercised end to end through the daemon (tests/e2e).
+ * stream from its own callback, the read timeout, and a TLS handshake's
+ * read timeout.  TLS streams are exercised end to end through the daemon
+ * (tests/e2e).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "harness.h"
 #include "../../src/engine/stream.h"
@@ -285,6 +287,48 @@ test_read_timeout(void)
 	teardown(&f);
 }
 
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
+/* A TLS handshake's read timeout counts from its start: a peer sending a
+ * ClientHello one byte every 300 ms does not keep a 1 s timeout from
+ * firing (a plain stream's would be pushed back by every byte). */
+static void
+test_handshake_timeout_from_its_start(void)
+{
+	static const char hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01";
+	struct timeval step = {0, 300000};
+	struct fixture f;
+	struct event *stop;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL *ssl = ctx != NULL ? SSL_new(ctx) : NULL;
+	size_t i;
+
+	CHECK(ssl != NULL);
+	CHECK_INT(setup(&f), 0);
+	if (ssl == NULL || f.st == NULL) {
+		SSL_CTX_free(ctx);
+		return;
+	}
+	CHECK_INT(stream_start_tls(f.st, ssl, 1), 0);
+	stream_set_timeouts(f.st, 1, 0);
+	stop = evtimer_new(f.base, stop_cb, f.base);
+	for (i = 0; i < sizeof(hello) - 1 && f.events == 0; i++) {
+		CHECK_INT((int)write(f.peer, hello + i, 1), 1);
+		evtimer_add(stop, &step);
+		event_base_dispatch(f.base);
+	}
+	/* Cut after ~1 s: at the 4th or 5th byte of 8. */
+	CHECK_INT(f.events, BEV_EVENT_TIMEOUT | BEV_EVENT_READING);
+	CHECK(i >= 3 && i <= 6);
+	event_free(stop);
+	teardown(&f); /* frees the SSL with the stream */
+	SSL_CTX_free(ctx);
+}
+
 static const struct test tests[] = {
     TEST(test_bytes_in_and_out),
     TEST(test_flush_now),
@@ -294,6 +338,7 @@ static const struct test tests[] = {
     TEST(test_slow_peer_then_write_callback),
     TEST(test_free_from_its_own_callback),
     TEST(test_read_timeout),
+    TEST(test_handshake_timeout_from_its_start),
     {0},
 };
 
