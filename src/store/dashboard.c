@@ -40,6 +40,7 @@ struct build {
 	struct report *rep[SUM_N];
 	char *cause;
 	int rc;
+	int threaded; /* else it ran on the caller's thread */
 	pthread_mutex_t lock;
 	int done; /* under lock */
 };
@@ -112,7 +113,8 @@ dashboard_free(struct dashboard *d)
 	if (d == NULL)
 		return;
 	if (d->b != NULL) {
-		(void)pthread_join(d->th, NULL);
+		if (d->b->threaded)
+			(void)pthread_join(d->th, NULL);
 		build_free(d->b);
 	}
 	store_reader_free(d->rd);
@@ -291,14 +293,13 @@ build_main(void *arg)
 	return NULL;
 }
 
-/* Starts a full build for the window from start; the stamp is the
- * build's.  Returns 0, or -1 if no thread could be made. */
-static int
+/* Starts a full build for the window from start on its thread, or runs
+ * it here if no thread can be made; the stamp is the build's. */
+static void
 build_start(struct dashboard *d, int64_t start, char *stamp)
 {
 	struct build *b = xcalloc(1, sizeof(*b));
 	sigset_t all, old;
-	int rc;
 
 	b->db_path = xstrdup(d->db_path);
 	b->start = start;
@@ -307,15 +308,11 @@ build_start(struct dashboard *d, int64_t start, char *stamp)
 	/* Signals stay the loop's: the thread starts with all blocked. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&d->th, NULL, build_main, b);
+	b->threaded = pthread_create(&d->th, NULL, build_main, b) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
-		b->stamp = NULL;
-		build_free(b);
-		return -1;
-	}
+	if (!b->threaded)
+		(void)build_main(b);
 	d->b = b;
-	return 0;
 }
 
 /* A finished build replaces the kept reports.  Returns 1 while it runs,
@@ -333,7 +330,8 @@ build_take(struct dashboard *d, char **cause)
 	pthread_mutex_unlock(&b->lock);
 	if (!done)
 		return 1;
-	(void)pthread_join(d->th, NULL);
+	if (b->threaded)
+		(void)pthread_join(d->th, NULL);
 	d->b = NULL;
 	if (b->rc != 0) {
 		*cause = b->cause;
@@ -383,21 +381,9 @@ summary_reports(struct dashboard *d, int64_t start, char **cause)
 		full = max < d->rep[SUM_DAYS]->last_rowid;
 	}
 	if (full) {
-		if (build_start(d, start, stamp) == 0)
-			return 1;
-		/* No thread: the build runs here. */
-		summary_forget(d);
-		if (prices_load_default(&d->p, cause) == -1) {
-			free(stamp);
-			return -1;
-		}
-		d->stamp = stamp;
-		d->start = start;
-		build_options(o, start);
-		if (report_build_many(
-		        d->db_path, d->p, o, SUM_N, d->rep, cause) == -1)
-			goto fail;
-		return 0;
+		build_start(d, start, stamp);
+		/* Building on its thread; or built here, without one. */
+		return d->b->threaded ? 1 : build_take(d, cause);
 	}
 	free(stamp);
 	/* All three counted the same records: one read for the new ones. */
