@@ -63,11 +63,7 @@
  * ~40 KiB of transient buffers, and a burst of a thousand at once leaves
  * the long-lived state of the connections scattered over the heap:
  * 37-44 KiB per held connection instead of 34. */
-#define HANDSHAKES_MAX 32
-/* A CONNECT waits at most this long for a place, then gets a 503 (a
- * running handshake ends within TIMEOUT_HANDSHAKE_S: the stream's read
- * timeout counts from the handshake's start). */
-#define HS_WAIT_MAX_S 30
+#define HANDSHAKES_MAX 32 /* each ends within TIMEOUT_HANDSHAKE_S */
 
 enum conn_mode {
 	M_FIRST,
@@ -165,7 +161,6 @@ struct proxy {
 	size_t nhandshakes;              /* HS_RUNNING connections */
 	struct conn *hs_first, *hs_last; /* HS_WAITING, oldest first */
 	int hs_admitting;
-	struct event *hs_timer; /* HS_WAIT_MAX_S, while any waits */
 
 	int shutting_down;
 	struct event *shutdown_timer;
@@ -184,7 +179,6 @@ struct conn {
 	struct conn *prev, *next;
 	enum hs_state hs;
 	struct conn *hs_next;
-	uint64_t hs_since; /* when it started waiting */
 	struct exchange_conn xc;
 	enum conn_mode mode;
 	int tls;      /* client half speaks TLS */
@@ -1693,27 +1687,6 @@ parse_authority(const char *t, size_t len, char **host, int *port)
 	return 0;
 }
 
-/* The waiting connections' deadline, checked every second while one
- * waits: the list is in the order they came, so only its head. */
-static void
-hs_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct proxy *px = arg;
-	struct timeval tv = {1, 0};
-	uint64_t now = time_mono_ms();
-	struct conn *c;
-
-	while ((c = px->hs_first) != NULL &&
-	    now - c->hs_since >= HS_WAIT_MAX_S * 1000ULL) {
-		handshake_done(c);
-		fail_response(c, 503,
-		    "halton-meter: too many TLS handshakes at once; try "
-		    "again\n");
-	}
-	if (px->hs_first != NULL)
-		evtimer_add(px->hs_timer, &tv);
-}
-
 /* Whether a waiting client is still there: it may have given up while
  * its CONNECT waited unread. */
 static int
@@ -1736,14 +1709,10 @@ static void
 intercept_start(struct conn *c)
 {
 	struct proxy *px = c->px;
-	struct timeval tv = {1, 0};
 
 	if (px->nhandshakes >= HANDSHAKES_MAX) {
 		c->hs = HS_WAITING;
-		c->hs_since = time_mono_ms();
 		c->hs_next = NULL;
-		if (px->hs_first == NULL && px->hs_timer != NULL)
-			evtimer_add(px->hs_timer, &tv);
 		if (px->hs_last != NULL)
 			px->hs_last->hs_next = c;
 		else
@@ -1797,9 +1766,12 @@ handshake_done(struct conn *c)
 		if (px->hs_first == NULL)
 			px->hs_last = NULL;
 		w->hs = HS_NONE;
-		if (client_gone(w))
-			conn_close(w, "client: left while its CONNECT waited");
-		else
+		if (client_gone(w)) {
+			log_debug("conn %llu: %s:%d: the client left while "
+			          "its CONNECT waited",
+			    (unsigned long long)w->xc.id, w->host, w->port);
+			conn_close(w, NULL);
+		} else
 			intercept_start(w);
 	}
 	px->hs_admitting = 0;
@@ -2203,7 +2175,6 @@ proxy_new(struct proxy **out, struct event_base *base,
 		goto fail;
 	}
 	px->trim_timer = evtimer_new(base, trim_cb, px);
-	px->hs_timer = evtimer_new(base, hs_timer_cb, px);
 	if (parse_connect_to(px, o->connect_to, cause) != 0)
 		goto fail;
 	if (o->upstream_proxy != NULL) {
@@ -2294,8 +2265,6 @@ proxy_free(struct proxy *px)
 		event_free(px->reaper);
 	if (px->trim_timer != NULL)
 		event_free(px->trim_timer);
-	if (px->hs_timer != NULL)
-		event_free(px->hs_timer);
 	stream_set_free(px->streams);
 	for (i = 0; i < px->ncto; i++) {
 		free(px->cto[i].host);

@@ -290,13 +290,17 @@ def _tls_request(d, raw):
     return data
 
 
-def test_client_handshakes_in_flight_bounded(daemon, upstream):
+def test_client_handshakes_in_flight_bounded(start_daemon, home, upstream):
     """At most 32 intercepted client handshakes run at once (their
     transient buffers would otherwise scatter the long-lived state of the
     connections over the heap): the 33rd CONNECT is answered once one of
-    them ends, oldest first; a waiting client that gives up is forgotten;
-    every connection is served in the end."""
-    d = daemon
+    them ends, oldest first; a waiting client that gives up is closed at
+    its turn, unanswered and without an upstream connection; every
+    connection is served in the end."""
+    d0 = home / ".halton-meter"
+    d0.mkdir(mode=0o700, exist_ok=True)
+    (d0 / "config").write_text("log_level = debug\n")
+    d = start_daemon()
     socks = [_connect_sent(d, HOST) for _ in range(50)]
     first = _answered(socks, 3.0)
     assert len(first) == 32, len(first)
@@ -325,6 +329,8 @@ def test_client_handshakes_in_flight_bounded(daemon, upstream):
     assert _answered(late, 3.0) == set(late)
     for s in late:
         assert _tls_request(d, s).startswith(b"HTTP/1.1 200 ")
+    assert d.stderr().count("the client left while its CONNECT waited") \
+        == 5, d.stderr()[-2000:]
 
 
 def test_client_handshake_place_held_at_most_15s(daemon):
