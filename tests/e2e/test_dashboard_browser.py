@@ -434,3 +434,25 @@ def test_dashboard_in_chromium(start_daemon, meter_upstream, home,  # noqa
             shutil.copyfile(tmp_path / "dashboard.png", dest)
         assert problems(page.events) == []
         assert foreign_requests(page, url) == []
+
+
+def test_dashboard_summary_error_shown(start_daemon, home, tmp_path, env):
+    """A summary the daemon cannot build (a broken prices.json override)
+    answers 500 {"error": ...}: the page says so, with the daemon's words,
+    instead of calling the daemon unreachable."""
+    need_chromium()
+    d0 = home / ".halton-meter"
+    d0.mkdir(mode=0o700, exist_ok=True)
+    (d0 / "prices.json").write_text("{not json\n")
+    d = start_daemon(extra_env={"TZ": "UTC"})
+    url = "http://127.0.0.1:%d/" % d.port
+    with Browser.launch(tmp_path / "browser", env=env) as b:
+        page = b.page()
+        for dom in ("Page", "Runtime"):
+            page.call(dom + ".enable")
+        page.call("Page.navigate", {"url": url})
+        page.wait_event(lambda e: e["method"] == "Page.loadEventFired", 15)
+        text = page.poll("(function () { var t = document.getElementById("
+                         "'updated').textContent; return t.startsWith("
+                         "'summary failed: ') ? t : ''; })()", 10)
+        assert "prices.json" in text, text
